@@ -1,0 +1,276 @@
+"""The generic LangChain chat model over any `ChatWorker`.
+
+Provider classes only declare fields and build their worker; sync/async/streaming, tool
+binding, structured output, usage and metadata live here once.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from operator import itemgetter
+from typing import Any, ClassVar, Literal
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.output_parsers import JsonOutputKeyToolsParser, JsonOutputParser, PydanticOutputParser, PydanticToolsParser
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
+from langchain_core.utils.pydantic import is_basemodel_subclass
+from pydantic import ConfigDict, Field, PrivateAttr, model_validator
+
+from langchain_chatchat.chat_models.messages import to_ai_chunk, to_ai_message, to_worker_messages
+from langchain_chatchat.workers.base import ChatWorker
+from langchain_chatchat.workers.types import ChatRequest
+
+# Call-time keyword arguments that map onto ChatRequest fields; anything else goes to `extra`.
+_REQUEST_FIELDS = ("temperature", "top_p", "max_tokens", "seed", "tools", "tool_choice", "response_format", "user")
+
+
+class ChatchatChatModel(BaseChatModel):
+    """Base of every langchain-chatchat chat model."""
+
+    model: str = Field(alias="model_name")
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = Field(default=None, alias="max_completion_tokens")
+    stop: list[str] | None = Field(default=None, alias="stop_sequences")
+    seed: int | None = None
+    timeout: float | None = Field(default=60.0, alias="request_timeout")
+    """Seconds to wait for the provider to connect or send the next chunk; never cuts a live stream."""
+    max_retries: int = 2
+    """Retries of retryable errors (rate limits, 5xx, timeouts) before anything was streamed."""
+    streaming: bool = False
+    """Make `invoke` use the streaming API under the hood (`.stream()` always streams)."""
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Provider parameters not declared as fields, sent as they are."""
+
+    provider: ClassVar[str] = "chatchat"
+    model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
+
+    _worker: ChatWorker = PrivateAttr()
+
+    @abstractmethod
+    def _build_worker(self) -> ChatWorker:
+        """Create this provider's worker from the model's fields (credentials included)."""
+
+    def _extra_params(self) -> dict[str, Any]:
+        """Provider-specific fields to send with every request (e.g. Qwen's enable_search)."""
+        return {}
+
+    @model_validator(mode="after")
+    def _init_worker(self) -> ChatchatChatModel:
+        self._worker = self._build_worker()
+        return self
+
+    @property
+    def worker(self) -> ChatWorker:
+        return self._worker
+
+    # -- LangChain conventions -------------------------------------------------------------
+    @property
+    def _llm_type(self) -> str:
+        return f"chatchat-{self.provider}"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_name": self.model, **self._default_params()}
+
+    def _default_params(self) -> dict[str, Any]:
+        params = {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+            **self._extra_params(),
+            **self.model_kwargs,
+        }
+        return {key: value for key, value in params.items() if value is not None}
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = LangSmithParams(
+            ls_provider=self.provider,
+            ls_model_name=kwargs.get("model", self.model),
+            ls_model_type="chat",
+        )
+        temperature = kwargs.get("temperature", self.temperature)
+        if temperature is not None:
+            params["ls_temperature"] = temperature
+        if max_tokens := kwargs.get("max_tokens", self.max_tokens):
+            params["ls_max_tokens"] = max_tokens
+        if ls_stop := stop or kwargs.get("stop") or self.stop:
+            params["ls_stop"] = ls_stop
+        return params
+
+    # -- request building ------------------------------------------------------------------
+    def _request(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]) -> ChatRequest:
+        params = {**self._default_params(), **kwargs}
+        params.pop("stream", None)
+        model = params.pop("model", None) or params.pop("model_name", None) or self.model
+        fields = {name: params.pop(name) for name in _REQUEST_FIELDS if name in params}
+        if "max_completion_tokens" in params:
+            fields["max_tokens"] = params.pop("max_completion_tokens")
+        stop = stop or params.pop("stop", None) or self.stop
+        return ChatRequest(
+            model=model,
+            messages=to_worker_messages(messages),
+            stop=[stop] if isinstance(stop, str) else stop,
+            extra=params,
+            **fields,
+        )
+
+    # -- generation ------------------------------------------------------------------------
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if self.streaming:
+            return _merge_chunks(self._stream(messages, stop, run_manager, **kwargs))
+        result = self._worker.invoke(self._request(messages, stop, kwargs))
+        return ChatResult(generations=[ChatGeneration(message=to_ai_message(result, self.provider))])
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if self.streaming:
+            chunks = [chunk async for chunk in self._astream(messages, stop, run_manager, **kwargs)]
+            return _merge_chunks(iter(chunks))
+        result = await self._worker.ainvoke(self._request(messages, stop, kwargs))
+        return ChatResult(generations=[ChatGeneration(message=to_ai_message(result, self.provider))])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        for delta in self._worker.stream(self._request(messages, stop, kwargs)):
+            chunk = ChatGenerationChunk(message=to_ai_chunk(delta, self.provider))
+            if run_manager and delta.text:
+                run_manager.on_llm_new_token(delta.text, chunk=chunk)
+            yield chunk
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        async for delta in self._worker.astream(self._request(messages, stop, kwargs)):
+            chunk = ChatGenerationChunk(message=to_ai_chunk(delta, self.provider))
+            if run_manager and delta.text:
+                await run_manager.on_llm_new_token(delta.text, chunk=chunk)
+            yield chunk
+
+    # -- tools and structured output -------------------------------------------------------
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable | BaseTool],
+        *,
+        tool_choice: dict | str | bool | None = None,
+        parallel_tool_calls: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools in OpenAI format; `tool_choice` accepts "auto", "none", "any"/"required"/True,
+        a tool name, or OpenAI's {"type": "function", "function": {"name": ...}}."""
+        formatted = [convert_to_openai_tool(tool) for tool in tools]
+        if tool_choice is not None and tool_choice is not False:
+            kwargs["tool_choice"] = _normalize_tool_choice(tool_choice, [t["function"]["name"] for t in formatted])
+        if parallel_tool_calls is not None:
+            kwargs["parallel_tool_calls"] = parallel_tool_calls
+        return super().bind(tools=formatted, **kwargs)
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type | None = None,
+        *,
+        method: Literal["function_calling", "json_mode", "json_schema"] = "function_calling",
+        include_raw: bool = False,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict | Any]:
+        """Structured output by forced tool call, JSON mode, or JSON schema response format."""
+        if kwargs:
+            raise ValueError(f"unexpected arguments: {sorted(kwargs)}")
+        is_pydantic = isinstance(schema, type) and is_basemodel_subclass(schema)
+        if method == "function_calling":
+            if schema is None:
+                raise ValueError("method='function_calling' needs a schema")
+            tool_name = convert_to_openai_tool(schema)["function"]["name"]
+            llm = self.bind_tools([schema], tool_choice=tool_name, ls_structured_output_format={"kwargs": {"method": method}, "schema": schema})
+            parser: Runnable = (
+                PydanticToolsParser(tools=[schema], first_tool_only=True)
+                if is_pydantic
+                else JsonOutputKeyToolsParser(key_name=tool_name, first_tool_only=True)
+            )
+        elif method == "json_mode":
+            llm = self.bind(response_format={"type": "json_object"}, ls_structured_output_format={"kwargs": {"method": method}, "schema": schema})
+            parser = PydanticOutputParser(pydantic_object=schema) if is_pydantic else JsonOutputParser()
+        elif method == "json_schema":
+            if schema is None:
+                raise ValueError("method='json_schema' needs a schema")
+            json_schema = convert_to_json_schema(schema)
+            response_format = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": json_schema.get("title", "output"),
+                    "description": json_schema.get("description", ""),
+                    "schema": json_schema,
+                    **({"strict": strict} if strict is not None else {}),
+                },
+            }
+            llm = self.bind(response_format=response_format, ls_structured_output_format={"kwargs": {"method": method}, "schema": json_schema})
+            parser = PydanticOutputParser(pydantic_object=schema) if is_pydantic else JsonOutputParser()
+        else:
+            raise ValueError(f"unknown method {method!r}; use function_calling, json_mode or json_schema")
+        if not include_raw:
+            return llm | parser
+        parse = RunnablePassthrough.assign(parsed=itemgetter("raw") | parser, parsing_error=lambda _: None)
+        fallback = RunnablePassthrough.assign(parsed=lambda _: None)
+        return RunnableMap(raw=llm) | parse.with_fallbacks([fallback], exception_key="parsing_error")
+
+
+def _normalize_tool_choice(tool_choice: dict | str | bool, names: list[str]) -> str:
+    if tool_choice is True or tool_choice in ("any", "required"):
+        return "required"
+    if isinstance(tool_choice, dict):
+        tool_choice = tool_choice.get("function", {}).get("name") or tool_choice.get("name", "")
+    if tool_choice in ("auto", "none") or tool_choice in names:
+        return tool_choice
+    raise ValueError(f"tool_choice {tool_choice!r} is neither auto/none/any/required nor a bound tool ({names})")
+
+
+def _merge_chunks(chunks: Iterator[ChatGenerationChunk]) -> ChatResult:
+    merged: ChatGenerationChunk | None = None
+    for chunk in chunks:
+        merged = chunk if merged is None else merged + chunk
+    if merged is None:
+        raise ValueError("the provider returned an empty stream")
+    message = merged.message
+    return ChatResult(
+        generations=[
+            ChatGeneration(
+                message=AIMessage(
+                    content=message.content,
+                    additional_kwargs=message.additional_kwargs,
+                    tool_calls=message.tool_calls,
+                    invalid_tool_calls=message.invalid_tool_calls,
+                    usage_metadata=message.usage_metadata,
+                    response_metadata=message.response_metadata,
+                    id=message.id,
+                )
+            )
+        ]
+    )
