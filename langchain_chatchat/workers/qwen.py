@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -45,6 +46,8 @@ from langchain_chatchat.workers.types import (
 
 DEFAULT_BASE_URL = "https://dashscope.aliyuncs.com/api/v1"
 PROVIDER = "qwen"
+# Open-source Qwen3 checkpoints and the QwQ/QVQ reasoning models only answer over a stream.
+_STREAM_ONLY = re.compile(r"^(qwq|qvq)|^qwen3(\.\d+)?-(\d+(\.\d+)?b|\d+b-a\d+b)", re.IGNORECASE)
 
 
 class _DashScopeClient:
@@ -75,14 +78,17 @@ class QwenWorker(_DashScopeClient, ChatWorker):
     # -- request translation ---------------------------------------------------------------
     def _payload(self, request: ChatRequest) -> dict[str, Any]:
         extra = dict(request.extra)
+        # Thinking output and stream-only models require the streaming API; a non-streaming
+        # invocation then streams on the wire and the base class sums the deltas.
+        stream = request.stream or bool(extra.get("enable_thinking")) or bool(_STREAM_ONLY.match(request.model))
         payload: dict[str, Any] = {
             "model": request.model,
             "messages": _to_dashscope_messages(request.messages),
             "result_format": "message",
-            "stream": request.stream,
+            "stream": stream,
             **self._sdk_kwargs(),
         }
-        if request.stream:
+        if stream:
             payload["incremental_output"] = extra.pop("incremental_output", True)
         for name in ("temperature", "top_p", "max_tokens", "seed", "response_format"):
             value = getattr(request, name)
@@ -104,7 +110,7 @@ class QwenWorker(_DashScopeClient, ChatWorker):
         payload = self._payload(request)
         with _transport_errors():
             response = Generation.call(**payload)
-            if not request.stream:
+            if not payload["stream"]:
                 yield _delta_from_response(_checked(response), request.model, final=True)
                 return
             reader = _StreamReader(request.model, cumulative=not payload["incremental_output"])
@@ -119,7 +125,7 @@ class QwenWorker(_DashScopeClient, ChatWorker):
         payload = self._payload(request)
         with _transport_errors():
             response = await AioGeneration.call(**payload)
-            if not request.stream:
+            if not payload["stream"]:
                 yield _delta_from_response(_checked(response), request.model, final=True)
                 return
             reader = _StreamReader(request.model, cumulative=not payload["incremental_output"])
