@@ -15,7 +15,30 @@ from langchain_chatchat.workers.errors import (
     UpstreamUnavailableError,
 )
 
+# Local models need the optional `local` extra (torch, transformers): import them on first use.
+_LAZY = {
+    "ChatLocal": "langchain_chatchat.chat_models.local",
+    "default_chat_model": "langchain_chatchat.chat_models.local",
+    "LocalEmbeddings": "langchain_chatchat.embeddings.local",
+    "default_embeddings": "langchain_chatchat.embeddings.local",
+    "QueueFullError": "langchain_chatchat.workers.local.engine",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
+    "ChatLocal",
+    "LocalEmbeddings",
+    "QueueFullError",
+    "default_chat_model",
+    "default_embeddings",
     "AuthenticationError",
     "BadRequestError",
     "ChatQwen",

