@@ -1,7 +1,30 @@
 """langchain-chatchat: many LLM providers and local models behind one LangChain interface."""
 
-from langchain_chatchat.chat_models import ChatchatChatModel, ChatQwen
-from langchain_chatchat.embeddings import ChatchatEmbeddings, QwenEmbeddings
+from langchain_chatchat.chat_models import (
+    ChatArk,
+    ChatAzureOpenAI,
+    ChatBaichuan,
+    ChatDeepSeek,
+    ChatMiniMax,
+    ChatMoonshot,
+    ChatOpenAICompatible,
+    ChatQianfan,
+    ChatQwen,
+    ChatSpark,
+    ChatZhipu,
+    ChatchatChatModel,
+)
+from langchain_chatchat.embeddings import (
+    ArkEmbeddings,
+    AzureOpenAIEmbeddings,
+    BaichuanEmbeddings,
+    ChatchatEmbeddings,
+    MiniMaxEmbeddings,
+    OpenAICompatibleEmbeddings,
+    QianfanEmbeddings,
+    QwenEmbeddings,
+    ZhipuEmbeddings,
+)
 from langchain_chatchat.workers.errors import (
     AuthenticationError,
     BadRequestError,
@@ -34,23 +57,40 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "ChatLocal",
-    "LocalEmbeddings",
-    "QueueFullError",
-    "default_chat_model",
-    "default_embeddings",
+    "ArkEmbeddings",
     "AuthenticationError",
+    "AzureOpenAIEmbeddings",
     "BadRequestError",
+    "BaichuanEmbeddings",
+    "ChatArk",
+    "ChatAzureOpenAI",
+    "ChatBaichuan",
+    "ChatDeepSeek",
+    "ChatLocal",
+    "ChatMiniMax",
+    "ChatMoonshot",
+    "ChatOpenAICompatible",
+    "ChatQianfan",
     "ChatQwen",
+    "ChatSpark",
+    "ChatZhipu",
     "ChatchatChatModel",
     "ChatchatEmbeddings",
     "ChatchatError",
     "ContentFilterError",
     "ContextLengthError",
+    "LocalEmbeddings",
+    "MiniMaxEmbeddings",
     "NotFoundError",
+    "OpenAICompatibleEmbeddings",
     "PermissionDeniedError",
+    "QianfanEmbeddings",
+    "QueueFullError",
     "QwenEmbeddings",
     "RateLimitError",
     "UpstreamTimeoutError",
     "UpstreamUnavailableError",
+    "ZhipuEmbeddings",
+    "default_chat_model",
+    "default_embeddings",
 ]

@@ -40,6 +40,57 @@ BUILTIN_PROVIDERS: tuple[Provider, ...] = (
         embeddings="langchain_chatchat.embeddings.qwen:QwenEmbeddings",
         aliases=("dashscope", "tongyi"),
     ),
+    Provider(
+        "local",
+        chat="langchain_chatchat.chat_models.local:ChatLocal",
+        embeddings="langchain_chatchat.embeddings.local:LocalEmbeddings",
+        aliases=("huggingface",),
+    ),
+    Provider(
+        "openai_compatible",
+        chat="langchain_chatchat.chat_models.openai_compatible:ChatOpenAICompatible",
+        embeddings="langchain_chatchat.embeddings.openai_compatible:OpenAICompatibleEmbeddings",
+        aliases=("openai-compatible", "vllm", "ollama", "xinference", "localai", "one-api", "oneapi", "lmstudio"),
+    ),
+    Provider(
+        "zhipu",
+        chat="langchain_chatchat.chat_models.zhipu:ChatZhipu",
+        embeddings="langchain_chatchat.embeddings.zhipu:ZhipuEmbeddings",
+        aliases=("zhipuai", "glm", "bigmodel", "zhipu-api"),
+    ),
+    Provider(
+        "qianfan",
+        chat="langchain_chatchat.chat_models.qianfan:ChatQianfan",
+        embeddings="langchain_chatchat.embeddings.qianfan:QianfanEmbeddings",
+        aliases=("ernie", "wenxin", "baidu", "qianfan-api"),
+    ),
+    Provider(
+        "ark",
+        chat="langchain_chatchat.chat_models.ark:ChatArk",
+        embeddings="langchain_chatchat.embeddings.ark:ArkEmbeddings",
+        aliases=("volcengine", "doubao", "fangzhou"),
+    ),
+    Provider("deepseek", chat="langchain_chatchat.chat_models.deepseek:ChatDeepSeek"),
+    Provider("moonshot", chat="langchain_chatchat.chat_models.moonshot:ChatMoonshot", aliases=("kimi",)),
+    Provider(
+        "minimax",
+        chat="langchain_chatchat.chat_models.minimax:ChatMiniMax",
+        embeddings="langchain_chatchat.embeddings.minimax:MiniMaxEmbeddings",
+        aliases=("minimax-api",),
+    ),
+    Provider(
+        "baichuan",
+        chat="langchain_chatchat.chat_models.baichuan:ChatBaichuan",
+        embeddings="langchain_chatchat.embeddings.baichuan:BaichuanEmbeddings",
+        aliases=("baichuan-api",),
+    ),
+    Provider("spark", chat="langchain_chatchat.chat_models.spark:ChatSpark", aliases=("xinghuo", "iflytek", "xinghuo-api")),
+    Provider(
+        "azure",
+        chat="langchain_chatchat.chat_models.azure:ChatAzureOpenAI",
+        embeddings="langchain_chatchat.embeddings.azure:AzureOpenAIEmbeddings",
+        aliases=("azure_openai", "azure-openai", "azure-api"),
+    ),
 )
 
 

@@ -1,4 +1,21 @@
 from langchain_chatchat.embeddings.base import ChatchatEmbeddings
+from langchain_chatchat.embeddings.ark import ArkEmbeddings
+from langchain_chatchat.embeddings.azure import AzureOpenAIEmbeddings
+from langchain_chatchat.embeddings.baichuan import BaichuanEmbeddings
+from langchain_chatchat.embeddings.minimax import MiniMaxEmbeddings
+from langchain_chatchat.embeddings.openai_compatible import OpenAICompatibleEmbeddings
+from langchain_chatchat.embeddings.qianfan import QianfanEmbeddings
 from langchain_chatchat.embeddings.qwen import QwenEmbeddings
+from langchain_chatchat.embeddings.zhipu import ZhipuEmbeddings
 
-__all__ = ["ChatchatEmbeddings", "QwenEmbeddings"]
+__all__ = [
+    "ArkEmbeddings",
+    "AzureOpenAIEmbeddings",
+    "BaichuanEmbeddings",
+    "ChatchatEmbeddings",
+    "MiniMaxEmbeddings",
+    "OpenAICompatibleEmbeddings",
+    "QianfanEmbeddings",
+    "QwenEmbeddings",
+    "ZhipuEmbeddings",
+]

@@ -16,17 +16,22 @@ from langchain_chatchat.testing.dashscope import (
     DashScopeEmulator,
     EmbeddingModelSpec,
 )
+from langchain_chatchat.testing.openai_compatible import PROFILES, OpenAICompatibleEmulator, Profile
 from langchain_chatchat.testing.responder import Responder, count_tokens, split_tokens
 from langchain_chatchat.testing.script import Fault, RecordedRequest, Reply, ToolCallReply
-from langchain_chatchat.testing.server import BackgroundServer
+from langchain_chatchat.testing.server import BackgroundServer, EmulatorBase
 
 __all__ = [
     "DEFAULT_MODELS",
     "BackgroundServer",
     "ChatModelSpec",
     "DashScopeEmulator",
+    "EmulatorBase",
     "EmbeddingModelSpec",
     "Fault",
+    "OpenAICompatibleEmulator",
+    "PROFILES",
+    "Profile",
     "RecordedRequest",
     "Reply",
     "Responder",

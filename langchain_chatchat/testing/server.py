@@ -10,17 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from typing_extensions import Self
 
-__all__ = ["AbortConnection", "BackgroundServer", "TimedResponse"]
+from langchain_chatchat.testing.script import Fault, RecordedRequest, Script, ScriptItem
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+
+__all__ = ["AbortConnection", "BackgroundServer", "EmulatorBase", "TimedResponse"]
 
 _START_TIMEOUT = 5.0
 
@@ -200,3 +208,98 @@ class TimedResponse:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             watcher.cancel()
+
+
+class EmulatorBase:
+    """Lifecycle, scripting and request log shared by the emulators.
+
+    A subclass builds its ASGI app and calls `_serve(app)`; its handlers call `_record` once per
+    request and `_take` for the next scripted item.
+    """
+
+    def __init__(self) -> None:
+        self._script = Script()
+        self._requests: list[RecordedRequest] = []
+        self._lock = threading.Lock()
+        self._server: BackgroundServer | None = None
+
+    def _serve(self, app: ASGIApp) -> None:
+        self._server = BackgroundServer(app)
+
+    @property
+    def url(self) -> str:
+        """The server root, ``http://127.0.0.1:PORT``."""
+        assert self._server is not None
+        return self._server.url
+
+    def start(self) -> Self:
+        assert self._server is not None
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def enqueue(self, *items: ScriptItem) -> None:
+        """Script the next requests' outcomes, in order."""
+        self._script.enqueue(items)
+
+    @property
+    def pending(self) -> int:
+        """Scripted items not consumed yet."""
+        return len(self._script)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request received so far, oldest first."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def last_request_id(self) -> str | None:
+        """The request id the emulator put in its latest answer."""
+        with self._lock:
+            return self._requests[-1].request_id if self._requests else None
+
+    def reset(self) -> None:
+        """Forget scripted items and recorded requests."""
+        self._script.clear()
+        with self._lock:
+            self._requests.clear()
+
+    async def _record(self, request: Request, request_id: str) -> RecordedRequest:
+        raw = await request.body()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        record = RecordedRequest(
+            method=request.method,
+            path=request.url.path,
+            headers=dict(request.headers),
+            body=body if isinstance(body, dict) else None,
+            received_at=time.monotonic(),
+            request_id=request_id,
+        )
+        with self._lock:
+            self._requests.append(record)
+        return record
+
+    def _take(self) -> tuple[ScriptItem | None, float]:
+        """The next scripted item, and the seconds to hang first (a `Fault.hang` is consumed here)."""
+        item = self._script.pop()
+        if isinstance(item, Fault) and item.kind == "hang":
+            return None, item.seconds
+        return item, 0.0

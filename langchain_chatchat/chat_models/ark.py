@@ -1,0 +1,34 @@
+"""ChatArk: Volcengine Ark (Doubao models and endpoint ids)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from langchain_chatchat.chat_models.openai_compatible import ChatOpenAICompatible
+from langchain_chatchat.workers.ark import ArkWorker
+
+
+class ChatArk(ChatOpenAICompatible):
+    """Doubao models by name or by inference endpoint id (`ep-...`); key from ARK_API_KEY.
+
+    Example:
+        ```python
+        from langchain_chatchat import ChatArk
+
+        ChatArk(model="doubao-1-5-pro-32k-250115").invoke("你好")
+        ChatArk(model="ep-20250101000000-abcde").invoke("你好")
+        ```
+    """
+
+    model: str = Field(default="doubao-1-5-pro-32k-250115", alias="model_name")
+    thinking: bool | None = None
+    """Thinking models (doubao-seed-1.6): enable/disable; reasoning in `reasoning_content`."""
+
+    worker_class: ClassVar = ArkWorker
+
+    def _extra_params(self) -> dict[str, Any]:
+        if self.thinking is None:
+            return {}
+        return {"thinking": {"type": "enabled" if self.thinking else "disabled"}}

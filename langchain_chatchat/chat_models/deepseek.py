@@ -1,0 +1,29 @@
+"""ChatDeepSeek: DeepSeek's chat and reasoning models."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field
+
+from langchain_chatchat.chat_models.openai_compatible import ChatOpenAICompatible
+from langchain_chatchat.workers.deepseek import DeepSeekWorker
+
+
+class ChatDeepSeek(ChatOpenAICompatible):
+    """DeepSeek models (key from DEEPSEEK_API_KEY).
+
+    `deepseek-reasoner` streams its chain of thought in `additional_kwargs["reasoning_content"]`;
+    it is sent back automatically on tool-calling turns, as thinking mode requires.
+
+    Example:
+        ```python
+        from langchain_chatchat import ChatDeepSeek
+
+        ChatDeepSeek(model="deepseek-reasoner").invoke("9.11 or 9.8: which is larger?")
+        ```
+    """
+
+    model: str = Field(default="deepseek-chat", alias="model_name")
+
+    worker_class: ClassVar = DeepSeekWorker

@@ -1,0 +1,39 @@
+"""ChatZhipu: Zhipu AI's GLM models."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from langchain_chatchat.chat_models.openai_compatible import ChatOpenAICompatible
+from langchain_chatchat.workers.zhipu import ZhipuWorker
+
+
+class ChatZhipu(ChatOpenAICompatible):
+    """GLM-4 family (key `{id}.{secret}` from ZHIPUAI_API_KEY, signed into a short-lived JWT).
+
+    Example:
+        ```python
+        from langchain_chatchat import ChatZhipu
+
+        ChatZhipu(model="glm-4-flash").invoke("你好")
+        ChatZhipu(model="glm-4.5", thinking=True).stream("why is the sky blue?")
+        ```
+    """
+
+    model: str = Field(default="glm-4-flash", alias="model_name")
+    thinking: bool | None = None
+    """GLM-4.5+: enable/disable deep thinking; reasoning arrives in `reasoning_content`."""
+    use_jwt: bool = True
+    """Sign the key into a JWT (Zhipu's documented scheme); False sends the key as it is."""
+
+    worker_class: ClassVar = ZhipuWorker
+
+    def _extra_params(self) -> dict[str, Any]:
+        if self.thinking is None:
+            return {}
+        return {"thinking": {"type": "enabled" if self.thinking else "disabled"}}
+
+    def _worker_kwargs(self) -> dict[str, Any]:
+        return {"use_jwt": self.use_jwt}

@@ -1,0 +1,483 @@
+"""Per-provider profiles for the OpenAI-compatible emulator, written from each provider's API reference.
+
+A `Profile` says where a provider's API lives, how it authenticates, what it rejects, how its
+errors look on the wire and how its stream differs from OpenAI's. Sources (public references):
+
+* OpenAI chat completions / embeddings / error codes (the `openai_compatible` baseline, also
+  what vLLM, Ollama, Xinference, LocalAI and One-API implement);
+* Azure OpenAI REST reference (deployments path, api-version, api-key, content filtering);
+* DeepSeek API docs (error codes page; thinking mode: reasoning_content of tool-call turns must
+  be passed back, or 400);
+* Moonshot (Kimi) API docs (error types; usage inside the finishing choice when streaming);
+* Zhipu BigModel docs (JWT auth for non-SDK users; business error codes 1000-1305; one stop
+  word; tool_choice "auto" only; messages must include a user turn; embedding-3 ≤ 64 inputs);
+* Baidu Qianfan v2 docs (bearer API key; error codes malformed_json, invalid_messages,
+  tokens_too_long, rpm/tpm_rate_limit_exceeded, ...; embeddings ≤ 16 inputs, tao-8k 1);
+* Volcengine Ark error-code reference (AuthenticationError, InvalidEndpointOrModel.NotFound,
+  SensitiveContentDetected, RateLimitExceeded.*, ServerOverloaded);
+* MiniMax chatcompletion_v2 and error-code reference (base_resp status codes; closing stream
+  chunk repeats the whole message with the usage; embo-01 embeddings with GroupId, texts, type);
+* Baichuan and iFlytek Spark HTTP docs (Spark: Bearer APIPassword, `code`/`message`/`sid` in
+  every body, error codes 10013/10014/10907/11200-11203).
+
+What a reference does not pin down is marked "unverified" where a profile emulates it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from langchain_chatchat.testing.responder import message_text
+
+__all__ = ["PROFILES", "ApiError", "Call", "Profile"]
+
+UsageMode = Literal["include_usage", "final_chunk", "in_choice", "snapshot", "never"]
+
+
+class ApiError(Exception):
+    """A provider error before any response was sent: rendered by the profile's `error_body`."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass(frozen=True)
+class Call:
+    """What a profile's checks see of a request."""
+
+    body: dict[str, Any]
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    api_key: str
+
+
+ErrorBody = Callable[[int, str, str, str], tuple[int, dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One provider's wire protocol, as far as it differs from OpenAI's.
+
+    * ``base_path``: the API root on the emulator (the client's ``base_url`` suffix); may hold a
+      ``{deployment}`` segment (Azure);
+    * ``authenticate``: True when the request's credentials match the emulator's API key;
+      ``auth_error``: the (status, code, message) of the provider's answer otherwise;
+    * ``error_body``: (status, code, message, request id) → (HTTP status, JSON body);
+      ``stream_error``: the same for an error event inside a stream (defaults to the body);
+    * ``usage_mode``: where a stream reports usage — a trailing ``choices: []`` chunk when
+      ``stream_options.include_usage`` asks (OpenAI), on the finishing chunk always, inside the
+      finishing choice (Moonshot), in a closing snapshot of the whole message (MiniMax), never;
+    * ``envelope``: extra top-level fields of every body and chunk (request ids, status blocks);
+    * ``check``: provider-specific request rules, raising `ApiError`;
+    * ``thinking``: whether the request turns on the model's reasoning output.
+    """
+
+    name: str
+    base_path: str
+    authenticate: Callable[[Call], bool]
+    auth_error: tuple[int, str, str]
+    error_body: ErrorBody
+    invalid_code: str = "invalid_request_error"
+    """The code of the provider's generic "bad parameter" error."""
+    stream_error: Callable[[str, str, str], dict[str, Any]] | None = None
+    chat_path: str = "/chat/completions"
+    embeddings_path: str | None = "/embeddings"
+    usage_mode: UsageMode = "include_usage"
+    envelope: Callable[[str], dict[str, Any]] = lambda request_id: {}
+    tool_choices: frozenset[str] = frozenset({"auto", "none", "required", "named"})
+    response_formats: frozenset[str] = frozenset({"json_object", "json_schema"})
+    json_word_required: bool = False
+    max_stop: int | None = None
+    check: Callable[[Call], None] = lambda call: None
+    thinking: Callable[[dict[str, Any]], bool] = lambda body: _enable_thinking(body)
+    reasoning_key: str = "reasoning_content"
+    tool_call_index: bool = True
+    """False: streamed tool-call pieces carry no `index` (seen from some local servers)."""
+    rate_limit_headers: Mapping[str, str] = field(default_factory=dict)
+    """Headers sent with 429 answers (Azure: retry-after, retry-after-ms)."""
+    ignore_stream: bool = False
+    """True: answer `stream: true` with a plain JSON completion (seen from some local servers)."""
+    sse_done: bool = True
+    prompt_filter_chunk: bool = False
+    embedding_style: Literal["openai", "minimax"] = "openai"
+    embedding_batch_limits: Mapping[str, int] = field(default_factory=dict)
+    embedding_batch_default: int = 2048
+    embedding_dimension: int = 1024
+
+    def batch_limit(self, model: str) -> int:
+        return self.embedding_batch_limits.get(model, self.embedding_batch_default)
+
+
+# -- authentication -------------------------------------------------------------------------------
+def _bearer(call: Call) -> bool:
+    return hmac.compare_digest(call.headers.get("authorization", ""), f"Bearer {call.api_key}")
+
+
+def _open(call: Call) -> bool:
+    return True
+
+
+def _azure_auth(call: Call) -> bool:
+    """`api-key: <key>` or an Entra ID bearer token (the emulator accepts its key as the token)."""
+    return hmac.compare_digest(call.headers.get("api-key", ""), call.api_key) or _bearer(call)
+
+
+def _zhipu_auth(call: Call) -> bool:
+    """The plain `{id}.{secret}` key, or a JWT signed with the secret per Zhipu's docs."""
+    token = call.headers.get("authorization", "").removeprefix("Bearer ")
+    if hmac.compare_digest(token, call.api_key):
+        return True
+    key_id, _, secret = call.api_key.partition(".")
+    try:
+        header_b64, payload_b64, signature_b64 = token.split(".")
+        header = json.loads(_unb64(header_b64))
+        payload = json.loads(_unb64(payload_b64))
+    except ValueError:
+        return False
+    expected = hmac.new(
+        secret.encode(), f"{header_b64}.{payload_b64}".encode(), hashlib.sha256
+    ).digest()
+    if (
+        header.get("alg") != "HS256"
+        or header.get("sign_type") != "SIGN"
+        or payload.get("api_key") != key_id
+    ):
+        return False
+    if not hmac.compare_digest(_unb64(signature_b64), expected):
+        return False
+    if not isinstance(payload.get("exp"), int) or payload["exp"] <= time.time() * 1000:
+        raise ApiError(401, "1003", "Authentication Token expired, please regenerate/obtain")
+    return True
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _spark_auth(call: Call) -> bool:
+    """Bearer APIPassword, or Bearer `APIKey:APISecret` (the emulator's key is either form)."""
+    return _bearer(call)
+
+
+# -- error bodies -----------------------------------------------------------------------------------
+_OPENAI_TYPES = {
+    400: "invalid_request_error",
+    401: "invalid_request_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def _openai_error(
+    status: int, code: str, message: str, request_id: str
+) -> tuple[int, dict[str, Any]]:
+    kind = _OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return status, {
+        "error": {"message": message, "type": kind, "param": None, "code": code or None}
+    }
+
+
+def _azure_error(
+    status: int, code: str, message: str, request_id: str
+) -> tuple[int, dict[str, Any]]:
+    error: dict[str, Any] = {"code": code or str(status), "message": message}
+    if code == "content_filter":
+        error.update(
+            param="prompt", status=400, innererror={"code": "ResponsibleAIPolicyViolation"}
+        )
+    return status, {"error": error}
+
+
+def _code_message(
+    status: int, code: str, message: str, request_id: str
+) -> tuple[int, dict[str, Any]]:
+    """Zhipu: `{"error": {"code": "1214", "message": ...}}`."""
+    return status, {"error": {"code": code, "message": message}}
+
+
+def _typed_error(
+    status: int, code: str, message: str, request_id: str
+) -> tuple[int, dict[str, Any]]:
+    """Moonshot: errors carry a `type` (the scripted code) and a message, no code."""
+    return status, {"error": {"type": code, "message": message}}
+
+
+def _qianfan_error(
+    status: int, code: str, message: str, request_id: str
+) -> tuple[int, dict[str, Any]]:
+    kind = "rate_limit_exceeded" if status == 429 else "invalid_request_error"
+    return status, {"error": {"code": code, "message": message, "type": kind}, "id": request_id}
+
+
+_ARK_TYPES = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    429: "TooManyRequests",
+}
+
+
+def _ark_error(status: int, code: str, message: str, request_id: str) -> tuple[int, dict[str, Any]]:
+    kind = _ARK_TYPES.get(status, "InternalServiceError")
+    return status, {
+        "error": {
+            "code": code,
+            "message": f"{message} Request id: {request_id}",
+            "param": "",
+            "type": kind,
+        }
+    }
+
+
+def _minimax_error(
+    status: int, code: str, message: str, request_id: str
+) -> tuple[int, dict[str, Any]]:
+    """MiniMax reports failures with HTTP 200 and a non-zero base_resp.status_code."""
+    return 200, {"id": request_id, "base_resp": {"status_code": _int(code), "status_msg": message}}
+
+
+def _spark_error(
+    status: int, code: str, message: str, request_id: str
+) -> tuple[int, dict[str, Any]]:
+    """Spark carries `code`/`message`/`sid` in every body; errors as HTTP 200 (unverified for
+    auth failures)."""
+    return 200, {"code": _int(code), "message": message, "sid": request_id}
+
+
+def _int(code: str) -> int | str:
+    return int(code) if code.lstrip("-").isdigit() else code
+
+
+# -- request rules ------------------------------------------------------------------------------------
+def _enable_thinking(body: Mapping[str, Any]) -> bool:
+    """Qwen3-style switches that vLLM/SGLang servers take (top level or chat_template_kwargs)."""
+    kwargs = body.get("chat_template_kwargs") or {}
+    return bool(
+        body.get("enable_thinking") or kwargs.get("enable_thinking") or kwargs.get("thinking")
+    )
+
+
+def _thinking_type(body: Mapping[str, Any]) -> bool:
+    """Zhipu / Ark / DeepSeek: `thinking: {"type": "enabled"}`."""
+    thinking = body.get("thinking")
+    return isinstance(thinking, Mapping) and thinking.get("type") == "enabled"
+
+
+def _deepseek_thinking(body: Mapping[str, Any]) -> bool:
+    return body.get("model") == "deepseek-reasoner" or _thinking_type(body)
+
+
+def _deepseek_check(call: Call) -> None:
+    """Thinking mode: tool-call turns must bring their reasoning_content back (DeepSeek docs)."""
+    if not _deepseek_thinking(call.body):
+        return
+    for message in call.body.get("messages") or []:
+        if (
+            message.get("role") == "assistant"
+            and message.get("tool_calls")
+            and not message.get("reasoning_content")
+        ):
+            raise ApiError(
+                400,
+                "invalid_request_error",
+                "The `reasoning_content` in the thinking mode must be passed back to the API.",
+            )
+
+
+def _zhipu_check(call: Call) -> None:
+    roles = {m.get("role") for m in call.body.get("messages") or []}
+    if "user" not in roles:
+        raise ApiError(400, "1214", "messages 参数非法。请检查文档。")
+
+
+def _alternating_check(call: Call) -> None:
+    """ERNIE: after an optional system turn, odd turns are the user's (or tool results), even
+    turns the assistant's (several tool results in a row answer one assistant turn)."""
+    expected, previous = "user", None
+    for message in call.body.get("messages") or []:
+        role = message.get("role")
+        side = "user" if role == "tool" else role
+        if role == "system" or (role == "tool" and previous == "tool"):
+            continue
+        if side != expected:
+            raise ApiError(400, "invalid_messages", "the role of messages must alternate between user and assistant")
+        expected, previous = ("assistant" if side == "user" else "user"), role
+
+
+def _azure_check(call: Call) -> None:
+    if not call.query.get("api-version"):
+        raise ApiError(404, "404", "Resource not found")
+
+
+def _request_id(prefix: str) -> Callable[[str], dict[str, Any]]:
+    return lambda request_id: {prefix: request_id}
+
+
+# -- the profiles ------------------------------------------------------------------------------------
+_OPENAI = Profile(
+    name="openai_compatible",
+    base_path="/v1",
+    authenticate=_bearer,
+    auth_error=(401, "invalid_api_key", "Incorrect API key provided."),
+    error_body=_openai_error,
+    json_word_required=True,
+)
+
+PROFILES: dict[str, Profile] = {
+    "openai_compatible": _OPENAI,
+    "azure": Profile(
+        name="azure",
+        invalid_code="BadRequest",
+        base_path="/openai/deployments/{deployment}",
+        authenticate=_azure_auth,
+        auth_error=(
+            401,
+            "401",
+            "Access denied due to invalid subscription key or wrong API endpoint. "
+            "Make sure to provide a valid key for an active subscription and use a correct "
+            "regional API endpoint for your resource.",
+        ),
+        error_body=_azure_error,
+        json_word_required=True,
+        check=_azure_check,
+        rate_limit_headers={"retry-after": "6", "retry-after-ms": "6000"},
+        prompt_filter_chunk=True,
+        embedding_dimension=1536,
+    ),
+    "deepseek": Profile(
+        name="deepseek",
+        base_path="",
+        authenticate=_bearer,
+        auth_error=(
+            401,
+            "invalid_request_error",
+            "Authentication Fails, Your api key: ****-key is invalid",
+        ),
+        error_body=_openai_error,
+        embeddings_path=None,
+        response_formats=frozenset({"json_object"}),
+        json_word_required=True,
+        max_stop=16,
+        check=_deepseek_check,
+        thinking=_deepseek_thinking,
+    ),
+    "moonshot": Profile(
+        name="moonshot",
+        base_path="/v1",
+        authenticate=_bearer,
+        auth_error=(401, "invalid_authentication_error", "Invalid Authentication"),
+        error_body=_typed_error,
+        embeddings_path=None,
+        usage_mode="in_choice",
+        tool_choices=frozenset({"auto", "none"}),
+        response_formats=frozenset({"json_object"}),
+    ),
+    "zhipu": Profile(
+        name="zhipu",
+        invalid_code="1214",
+        base_path="/api/paas/v4",
+        authenticate=_zhipu_auth,
+        auth_error=(401, "1002", "Authorization Token非法，请确认Authorization Token正确传递。"),
+        error_body=_code_message,
+        usage_mode="final_chunk",
+        envelope=_request_id("request_id"),
+        tool_choices=frozenset({"auto"}),
+        response_formats=frozenset({"json_object"}),
+        max_stop=1,
+        check=_zhipu_check,
+        thinking=_thinking_type,
+        embedding_batch_limits={"embedding-3": 64, "embedding-2": 16},
+        embedding_batch_default=64,
+        embedding_dimension=2048,
+    ),
+    "qianfan": Profile(
+        name="qianfan",
+        invalid_code="invalid_argument",
+        base_path="/v2",
+        authenticate=_bearer,
+        auth_error=(401, "invalid_iam_token", "IAM Certification failed"),
+        error_body=_qianfan_error,
+        max_stop=4,
+        check=_alternating_check,
+        embedding_batch_limits={"tao-8k": 1},
+        embedding_batch_default=16,
+        embedding_dimension=384,
+    ),
+    "ark": Profile(
+        name="ark",
+        invalid_code="InvalidParameter",
+        base_path="/api/v3",
+        authenticate=_bearer,
+        auth_error=(
+            401,
+            "AuthenticationError",
+            "The API key or AK/SK in the request is missing or invalid.",
+        ),
+        error_body=_ark_error,
+        thinking=_thinking_type,
+        embedding_batch_default=256,
+        embedding_dimension=2560,
+    ),
+    "minimax": Profile(
+        name="minimax",
+        invalid_code="2013",
+        base_path="/v1",
+        chat_path="/text/chatcompletion_v2",
+        authenticate=_bearer,
+        auth_error=(
+            401,
+            "1004",
+            "login fail: Please carry the API secret key in the 'Authorization' field of the request header",
+        ),
+        error_body=_minimax_error,
+        stream_error=lambda code, message, rid: _minimax_error(200, code, message, rid)[1],
+        usage_mode="snapshot",
+        envelope=lambda rid: {"base_resp": {"status_code": 0, "status_msg": ""}},
+        tool_choices=frozenset({"auto", "none"}),
+        response_formats=frozenset({"json_schema"}),
+        sse_done=False,  # unverified: the closing snapshot ends the stream
+        embedding_style="minimax",
+        embedding_batch_default=16,  # unverified
+        embedding_dimension=1536,
+    ),
+    "baichuan": Profile(
+        name="baichuan",
+        base_path="/v1",
+        authenticate=_bearer,
+        auth_error=(401, "invalid_api_key", "Invalid API key"),  # unverified wording
+        error_body=_openai_error,
+        usage_mode="final_chunk",
+        tool_choices=frozenset({"auto"}),
+        response_formats=frozenset(),
+        embedding_batch_default=16,
+    ),
+    "spark": Profile(
+        name="spark",
+        invalid_code="10005",
+        base_path="/v1",
+        authenticate=_spark_auth,
+        auth_error=(401, "11200", "AppIdNoAuthError:(11200)auth no license"),
+        error_body=_spark_error,
+        stream_error=lambda code, message, rid: _spark_error(200, code, message, rid)[1],
+        usage_mode="final_chunk",
+        envelope=lambda rid: {"code": 0, "message": "Success", "sid": rid},
+        embeddings_path=None,
+        tool_choices=frozenset({"auto"}),
+        response_formats=frozenset(),
+    ),
+}
+
+
+def json_word_missing(body: Mapping[str, Any]) -> bool:
+    """OpenAI's (and DeepSeek's) rule for JSON mode: some message must mention "json"."""
+    return "json" not in " ".join(message_text(m) for m in body.get("messages") or []).lower()

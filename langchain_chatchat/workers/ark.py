@@ -1,0 +1,59 @@
+"""Volcengine Ark (火山方舟): Doubao models and custom endpoint ids (`ep-...`), OpenAI-style v3 API.
+
+Transport: httpx via the OpenAI-compatible worker. The official `volcengine-python-sdk[ark]`
+has an async client, but it wraps this same wire format and pulls in a large dependency tree.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from langchain_chatchat.workers.errors import (
+    AuthenticationError,
+    ContentFilterError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+)
+from langchain_chatchat.workers.openai_compatible import (
+    OpenAICompatibleClient,
+    OpenAICompatibleEmbeddingWorker,
+    OpenAICompatibleWorker,
+)
+
+DEFAULT_BASE_URL = "https://ark.cn-beijing.volces.com/api/v3"
+
+
+class _ArkClient(OpenAICompatibleClient):
+    """Bearer ARK_API_KEY. Errors are `{"error": {"code", "message", "param", "type"}}` with the
+    codes of Ark's error reference; dotted sub-codes (RateLimitExceeded.EndpointRPMExceeded,
+    SensitiveContentDetected.Violence, ...) map by their first part."""
+
+    provider: ClassVar[str] = "ark"
+    default_base_url: ClassVar[str] = DEFAULT_BASE_URL
+    api_key_env: ClassVar[str] = "ARK_API_KEY"
+    base_url_env: ClassVar[str | None] = "ARK_BASE_URL"
+    api_key_required: ClassVar[bool] = True
+    error_codes: ClassVar = {
+        "AuthenticationError": AuthenticationError,
+        "AccountOverdueError": PermissionDeniedError,
+        "AccessDenied": PermissionDeniedError,
+        "QuotaExceeded": PermissionDeniedError,
+        "InvalidEndpointOrModel": NotFoundError,
+        "InvalidEndpoint": NotFoundError,
+        "ModelNotOpen": PermissionDeniedError,
+        "SensitiveContentDetected": ContentFilterError,
+        "InputTextSensitiveContentDetected": ContentFilterError,
+        "InputImageSensitiveContentDetected": ContentFilterError,
+        "OutputTextSensitiveContentDetected": ContentFilterError,
+        "RateLimitExceeded": RateLimitError,
+        "ServerOverloaded": RateLimitError,
+    }
+
+
+class ArkWorker(_ArkClient, OpenAICompatibleWorker):
+    """Doubao chat, vision and thinking models (reasoning_content; `thinking={"type": ...}`)."""
+
+
+class ArkEmbeddingWorker(_ArkClient, OpenAICompatibleEmbeddingWorker):
+    """Doubao text embeddings (doubao-embedding-*)."""

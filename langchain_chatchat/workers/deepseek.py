@@ -1,0 +1,36 @@
+"""DeepSeek (api.deepseek.com): OpenAI-style, with reasoning_content from thinking models.
+
+Transport: httpx via the OpenAI-compatible worker (DeepSeek ships no SDK of its own; its docs
+use the OpenAI SDK against this same wire format).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from langchain_chatchat.workers.base import MessageRules
+from langchain_chatchat.workers.openai_compatible import OpenAICompatibleWorker
+
+DEFAULT_BASE_URL = "https://api.deepseek.com"
+
+
+class DeepSeekWorker(OpenAICompatibleWorker):
+    """deepseek-chat / deepseek-reasoner.
+
+    - reasoning_content streams alongside content; in thinking mode the reasoning of a turn that
+      called tools must be sent back with it (the API answers 400 otherwise), so assistant turns
+      with tool calls carry their reasoning_content;
+    - JSON mode (`json_object`) but no `json_schema` response format;
+    - text only; errors are OpenAI-shaped with the documented statuses (400, 401, 402
+      insufficient balance, 422, 429, 500, 503 overloaded), mapped by status.
+    """
+
+    provider: ClassVar[str] = "deepseek"
+    default_base_url: ClassVar[str] = DEFAULT_BASE_URL
+    api_key_env: ClassVar[str] = "DEEPSEEK_API_KEY"
+    base_url_env: ClassVar[str | None] = "DEEPSEEK_BASE_URL"
+    api_key_required: ClassVar[bool] = True
+    message_rules: ClassVar[MessageRules] = MessageRules(images=False)
+    response_formats: ClassVar[frozenset[str]] = frozenset({"json_object"})
+    max_stop: ClassVar[int] = 16
+    echo_reasoning: ClassVar = "tool_calls"

@@ -1,0 +1,115 @@
+"""MiniMax: the current chat API (`/v1/text/chatcompletion_v2`) and `embo-01` embeddings.
+
+Transport: httpx via the OpenAI-compatible worker (MiniMax has no maintained Python SDK).
+
+MiniMax differs from OpenAI in three places, all handled here:
+- failures can come back as HTTP 200 with `base_resp: {status_code, status_msg}` (also inside
+  a stream), so every body is checked;
+- a stream ends with a snapshot chunk that repeats the whole message (`message`, not `delta`)
+  together with the real usage; only what was not streamed yet is passed on;
+- embeddings have their own shape (`texts` + `type: db|query` → `vectors`) and need the
+  account's GroupId as a query parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from langchain_chatchat.workers.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ContentFilterError,
+    ContextLengthError,
+    PermissionDeniedError,
+    RateLimitError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
+from langchain_chatchat.workers.openai_compatible import (
+    OpenAICompatibleClient,
+    OpenAICompatibleEmbeddingWorker,
+    OpenAICompatibleWorker,
+    StreamReader,
+    tool_call_delta,
+)
+from langchain_chatchat.workers.streaming import _new_suffix
+from langchain_chatchat.workers.types import ChatDelta, EmbeddingRequest, EmbeddingResult
+
+DEFAULT_BASE_URL = "https://api.minimaxi.com/v1"
+
+
+class _MiniMaxClient(OpenAICompatibleClient):
+    """Bearer MINIMAX_API_KEY; `GroupId` query parameter where the account needs it. Error codes
+    from MiniMax's reference: 1000 unknown, 1001 timeout, 1002 rate limit, 1004 auth, 1008
+    balance, 1024/1033 internal, 1026/1027 sensitive input/output, 1039 token limit, 2013 bad
+    parameters, 2049 invalid API key."""
+
+    provider: ClassVar[str] = "minimax"
+    default_base_url: ClassVar[str] = DEFAULT_BASE_URL
+    api_key_env: ClassVar[str] = "MINIMAX_API_KEY"
+    base_url_env: ClassVar[str | None] = "MINIMAX_BASE_URL"
+    api_key_required: ClassVar[bool] = True
+    error_codes: ClassVar = {
+        **dict.fromkeys(("1000", "1024", "1033"), UpstreamUnavailableError),
+        "1001": UpstreamTimeoutError,
+        "1002": RateLimitError,
+        **dict.fromkeys(("1004", "2049"), AuthenticationError),
+        "1008": PermissionDeniedError,
+        **dict.fromkeys(("1026", "1027"), ContentFilterError),
+        "1039": ContextLengthError,
+        "2013": BadRequestError,
+    }
+
+    def __init__(self, *, group_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.group_id = group_id
+
+    def query_params(self) -> dict[str, str]:
+        params = super().query_params()
+        if self.group_id:
+            params["GroupId"] = self.group_id
+        return params
+
+    def check_body(self, body: Any, headers: Mapping[str, str] | None = None) -> None:
+        status = (body.get("base_resp") or {}) if isinstance(body, Mapping) else {}
+        code = status.get("status_code")
+        if code not in (None, 0, "0"):
+            error = {"error": {"code": str(code), "message": status.get("status_msg") or f"MiniMax error {code}"}}
+            raise self.error_from_response(400, error, headers or {})
+        super().check_body(body, headers)
+
+
+class MiniMaxWorker(_MiniMaxClient, OpenAICompatibleWorker):
+    """MiniMax-M1 / MiniMax-Text-01 / abab models: tools ("auto"/"none"), reasoning_content,
+    JSON schema output (MiniMax-Text-01)."""
+
+    chat_path: ClassVar[str] = "/text/chatcompletion_v2"
+    include_usage_option: ClassVar[bool] = False
+    tool_choices: ClassVar[frozenset[str]] = frozenset({"auto", "none"})
+    response_formats: ClassVar[frozenset[str]] = frozenset({"json_schema"})
+
+    def delta_from_choice(self, choice: dict[str, Any], reader: StreamReader) -> ChatDelta:
+        if "delta" in choice or not isinstance(choice.get("message"), Mapping):
+            return super().delta_from_choice(choice, reader)
+        message = choice["message"]  # the closing snapshot: pass on only what is new
+        calls = message.get("tool_calls") or []
+        return ChatDelta(
+            text=_new_suffix(reader.text, message.get("content") or ""),
+            reasoning=_new_suffix(reader.reasoning, message.get("reasoning_content") or ""),
+            tool_calls=[] if reader.tool_calls_seen else [tool_call_delta(c, i) for i, c in enumerate(calls)],
+        )
+
+
+class MiniMaxEmbeddingWorker(_MiniMaxClient, OpenAICompatibleEmbeddingWorker):
+    """embo-01: documents are embedded as `db`, queries as `query`."""
+
+    default_batch_size: ClassVar[int] = 16
+
+    def embedding_payload(self, request: EmbeddingRequest) -> dict[str, Any]:
+        kind = "query" if request.text_type == "query" else "db"
+        return {"model": request.model, "texts": request.texts, "type": kind, **request.extra}
+
+    def parse_embeddings(self, body: Any, headers: Mapping[str, str], request: EmbeddingRequest) -> EmbeddingResult:
+        usage = {"total_tokens": body.get("total_tokens") or 0}
+        return self._result(body.get("vectors") or [], usage, body, headers, request)

@@ -1,0 +1,122 @@
+"""Zhipu AI (BigModel, GLM-4 family) through its OpenAI-style v4 API.
+
+Transport: httpx via the OpenAI-compatible worker. The `zhipuai` SDK's async API is a polling
+task API rather than asyncio streaming, so httpx gives a truly async stream instead.
+
+Authentication follows Zhipu's docs for non-SDK callers: the `{id}.{secret}` API key is signed
+into a short-lived HS256 JWT — header `{"alg": "HS256", "sign_type": "SIGN"}`, payload
+`{"api_key": id, "exp": ms, "timestamp": ms}` — sent as a Bearer token; the plain key is
+accepted too (`use_jwt=False`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import time
+from typing import Any, ClassVar
+
+from langchain_chatchat.workers.errors import (
+    AuthenticationError,
+    ContentFilterError,
+    ContextLengthError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    UpstreamUnavailableError,
+)
+from langchain_chatchat.workers.openai_compatible import (
+    OpenAICompatibleClient,
+    OpenAICompatibleEmbeddingWorker,
+    OpenAICompatibleWorker,
+)
+from langchain_chatchat.workers.types import ChatMessage
+
+DEFAULT_BASE_URL = "https://open.bigmodel.cn/api/paas/v4"
+TOKEN_TTL_SECONDS = 180
+_REFRESH_MARGIN_SECONDS = 30
+
+
+def zhipu_jwt(api_key: str, ttl_seconds: int = TOKEN_TTL_SECONDS, now: float | None = None) -> str:
+    """Sign a Zhipu `{id}.{secret}` API key into the JWT its HTTP API accepts."""
+    key_id, _, secret = api_key.partition(".")
+    if not key_id or not secret:
+        raise AuthenticationError("a Zhipu API key looks like '{id}.{secret}'", provider="zhipu")
+    millis = int((time.time() if now is None else now) * 1000)
+    header = {"alg": "HS256", "sign_type": "SIGN"}
+    payload = {"api_key": key_id, "exp": millis + ttl_seconds * 1000, "timestamp": millis}
+    signing_input = f"{_b64(json.dumps(header, separators=(',', ':')).encode())}.{_b64(json.dumps(payload, separators=(',', ':')).encode())}"
+    signature = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{_b64(signature)}"
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+class _ZhipuClient(OpenAICompatibleClient):
+    """Errors are `{"error": {"code": "1214", "message": ...}}` with the business codes of Zhipu's
+    error reference (1000-1004 auth, 1110-1121 account, 1210-1234 call, 1261 prompt too long,
+    1301 unsafe content, 1302-1305 rate/quota)."""
+
+    provider: ClassVar[str] = "zhipu"
+    default_base_url: ClassVar[str] = DEFAULT_BASE_URL
+    api_key_env: ClassVar[str] = "ZHIPUAI_API_KEY"
+    base_url_env: ClassVar[str | None] = "ZHIPUAI_BASE_URL"
+    api_key_required: ClassVar[bool] = True
+    error_codes: ClassVar = {
+        **dict.fromkeys(("1000", "1001", "1002", "1003", "1004"), AuthenticationError),
+        **dict.fromkeys(("1110", "1111", "1112", "1113", "1121", "1220", "1304"), PermissionDeniedError),
+        **dict.fromkeys(("1211", "1221", "1222"), NotFoundError),
+        **dict.fromkeys(("500", "1120", "1230", "1234"), UpstreamUnavailableError),
+        "1261": ContextLengthError,
+        "1301": ContentFilterError,
+        **dict.fromkeys(("1302", "1303", "1305"), RateLimitError),
+    }
+
+    def __init__(self, *, use_jwt: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.use_jwt = use_jwt and "." in (self._api_key or "")
+        self._token: tuple[str, float] | None = None
+        self._token_lock = threading.Lock()
+
+    def auth_headers(self) -> dict[str, str]:
+        if not self.use_jwt:
+            return super().auth_headers()
+        with self._token_lock:
+            now = time.time()
+            if self._token is None or self._token[1] - _REFRESH_MARGIN_SECONDS <= now:
+                self._token = (zhipu_jwt(self._api_key or "", now=now), now + TOKEN_TTL_SECONDS)
+            return {"Authorization": f"Bearer {self._token[0]}"}
+
+
+class ZhipuWorker(_ZhipuClient, OpenAICompatibleWorker):
+    """GLM chat (glm-4-plus, glm-4-flash, glm-4.5/4.6 with thinking, glm-4v vision).
+
+    - GLM thinking output arrives as reasoning_content (`thinking={"type": "enabled"}`);
+    - tool_choice accepts only "auto": a forced tool is sent as the only tool offered;
+    - one stop word; JSON mode but no json_schema;
+    - usage always comes on the final stream chunk, so stream_options is not sent;
+    - a conversation must contain a user turn (not only system/assistant turns).
+    """
+
+    include_usage_option: ClassVar[bool] = False
+    tool_choices: ClassVar[frozenset[str]] = frozenset({"auto"})
+    response_formats: ClassVar[frozenset[str]] = frozenset({"json_object"})
+    max_stop: ClassVar[int] = 1
+
+    def validate_messages(self, messages: list[ChatMessage]) -> list[ChatMessage]:
+        messages = super().validate_messages(messages)
+        if not any(message.role == "user" for message in messages):
+            raise self._bad_messages("Zhipu needs at least one user message (not only system/assistant turns)")
+        return messages
+
+
+class ZhipuEmbeddingWorker(_ZhipuClient, OpenAICompatibleEmbeddingWorker):
+    """embedding-3 (64 texts per request, dimensions 256/512/1024/2048) and embedding-2."""
+
+    default_batch_size: ClassVar[int] = 64
+    batch_limits: ClassVar = {"embedding-3": 64, "embedding-2": 16}
