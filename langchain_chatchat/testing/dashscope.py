@@ -14,16 +14,11 @@ marked "unverified" where they are emulated.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
-import math
-import threading
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Literal, TypeVar
 
 from starlette.applications import Starlette
@@ -33,6 +28,7 @@ from starlette.routing import Route
 from langchain_chatchat.testing.responder import (
     Responder,
     count_tokens,
+    embed_text,
     message_text,
     new_tool_call_id,
     split_tokens,
@@ -41,11 +37,9 @@ from langchain_chatchat.testing.script import (
     Fault,
     RecordedRequest,
     Reply,
-    Script,
-    ScriptItem,
     ToolCallReply,
 )
-from langchain_chatchat.testing.server import BackgroundServer, TimedResponse
+from langchain_chatchat.testing.server import EmulatorBase, TimedResponse
 
 __all__ = ["DEFAULT_MODELS", "ChatModelSpec", "DashScopeEmulator", "EmbeddingModelSpec"]
 
@@ -159,7 +153,7 @@ _THINKING_TOOL_CHOICES = ("auto", "none")
 _TOOL_CHOICES = ("auto", "none", "required")
 
 
-class DashScopeEmulator:
+class DashScopeEmulator(EmulatorBase):
     """The DashScope native API on 127.0.0.1, scriptable, for offline tests.
 
     ``models`` adds to (or overrides) `DEFAULT_MODELS`; unknown models get DashScope's
@@ -182,89 +176,23 @@ class DashScopeEmulator:
         }
         self.max_input_tokens = max_input_tokens
         self.responder = responder or Responder()
-        self._script = Script()
-        self._requests: list[RecordedRequest] = []
-        self._lock = threading.Lock()
+        super().__init__()
         methods = ["POST", "GET"]
-        app = Starlette(
-            routes=[
-                Route(GENERATION_PATH, self._generation, methods=methods),
-                Route(EMBEDDING_PATH, self._embedding, methods=methods),
-            ]
+        self._serve(
+            Starlette(
+                routes=[
+                    Route(GENERATION_PATH, self._generation, methods=methods),
+                    Route(EMBEDDING_PATH, self._embedding, methods=methods),
+                ]
+            )
         )
-        self._server = BackgroundServer(app)
-
-    # -- lifecycle and scripting -------------------------------------------------------------
 
     @property
     def base_url(self) -> str:
         """The SDK's base address, ``http://127.0.0.1:PORT/api/v1``."""
-        return f"{self._server.url}/api/v1"
-
-    def start(self) -> DashScopeEmulator:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> DashScopeEmulator:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def enqueue(self, *items: ScriptItem) -> None:
-        """Script the next requests' outcomes, in order."""
-        self._script.enqueue(items)
-
-    @property
-    def pending(self) -> int:
-        """Scripted items not consumed yet."""
-        return len(self._script)
-
-    @property
-    def last_request_id(self) -> str | None:
-        """The ``request_id`` the emulator put in its latest answer."""
-        with self._lock:
-            return self._requests[-1].request_id if self._requests else None
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        """Every request received so far, oldest first."""
-        with self._lock:
-            return list(self._requests)
-
-    def reset(self) -> None:
-        """Forget scripted items and recorded requests."""
-        self._script.clear()
-        with self._lock:
-            self._requests.clear()
+        return f"{self.url}/api/v1"
 
     # -- shared request handling -------------------------------------------------------------
-
-    async def _record(self, request: Request) -> RecordedRequest:
-        raw = await request.body()
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        record = RecordedRequest(
-            method=request.method,
-            path=request.url.path,
-            headers=dict(request.headers),
-            body=body if isinstance(body, dict) else None,
-            received_at=time.monotonic(),
-            request_id=str(uuid.uuid4()),
-        )
-        with self._lock:
-            self._requests.append(record)
-        return record
 
     def _check_request(self, request: Request, record: RecordedRequest) -> dict[str, Any]:
         """Method, API key and JSON body checks common to every endpoint; returns the body."""
@@ -337,7 +265,7 @@ class DashScopeEmulator:
     # -- text generation ---------------------------------------------------------------------
 
     async def _generation(self, request: Request) -> TimedResponse:
-        record = await self._record(request)
+        record = await self._record(request, str(uuid.uuid4()))
         stream = request.headers.get("x-dashscope-sse", "").lower() == "enable" or (
             "text/event-stream" in request.headers.get("accept", "")
         )
@@ -348,10 +276,7 @@ class DashScopeEmulator:
         except _ApiError as error:
             return self._error(error, record, stream=stream)
 
-        item = self._script.pop()
-        hang = 0.0
-        if isinstance(item, Fault) and item.kind == "hang":
-            hang, item = item.seconds, None
+        item, hang = self._take()
         if isinstance(item, Fault) and (item.kind == "http" or not stream):
             return self._error(
                 _ApiError(item.status, item.code, item.message), record, stream=stream
@@ -467,7 +392,7 @@ class DashScopeEmulator:
     # -- embeddings --------------------------------------------------------------------------
 
     async def _embedding(self, request: Request) -> TimedResponse:
-        record = await self._record(request)
+        record = await self._record(request, str(uuid.uuid4()))
         try:
             body = self._check_request(request, record)
             spec = self._spec(body, EmbeddingModelSpec)
@@ -475,17 +400,14 @@ class DashScopeEmulator:
         except _ApiError as error:
             return self._error(error, record, stream=False)
 
-        item = self._script.pop()
-        hang = 0.0
-        if isinstance(item, Fault) and item.kind == "hang":
-            hang, item = item.seconds, None
+        item, hang = self._take()
         if isinstance(item, Fault):
             return self._error(
                 _ApiError(item.status, item.code, item.message), record, stream=False
             )
         output = {
             "embeddings": [
-                {"text_index": i, "embedding": _embed(t, dimension)} for i, t in enumerate(texts)
+                {"text_index": i, "embedding": embed_text(t, dimension)} for i, t in enumerate(texts)
             ]
         }
         usage = {"total_tokens": sum(count_tokens(t) for t in texts)}
@@ -625,17 +547,6 @@ def _embedding_request(body: Mapping[str, Any], spec: EmbeddingModelSpec) -> tup
 
 
 # -- response rendering ------------------------------------------------------------------------
-
-
-def _embed(text: str, dimension: int) -> list[float]:
-    """Hashed bag of words, L2-normalised: stable per text, closer for texts sharing words."""
-    vector = [0.0] * dimension
-    words = [t.strip().lower() for t in split_tokens(text) if t.strip()] or [text]
-    for word in words:
-        digest = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "big")
-        vector[digest % dimension] += 1.0 if digest >> 63 else -1.0
-    norm = math.sqrt(sum(v * v for v in vector))
-    return [v / norm for v in vector]
 
 
 def _tool_tokens(call: ToolCallReply) -> int:

@@ -25,9 +25,15 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
 
-from langchain_chatchat.testing.dashscope import _embed
 from langchain_chatchat.testing.profiles import PROFILES, ApiError, Call, Profile, json_word_missing
-from langchain_chatchat.testing.responder import Responder, count_tokens, message_text, new_tool_call_id, split_tokens
+from langchain_chatchat.testing.responder import (
+    Responder,
+    count_tokens,
+    embed_text,
+    message_text,
+    new_tool_call_id,
+    split_tokens,
+)
 from langchain_chatchat.testing.script import Fault, RecordedRequest, Reply
 from langchain_chatchat.testing.server import EmulatorBase, TimedResponse
 
@@ -206,7 +212,7 @@ class OpenAICompatibleEmulator(EmulatorBase):
             return self._error(ApiError(item.status, item.code, item.message), record)
         body = call.body
         dimension = int(body.get("dimensions") or profile.embedding_dimension)
-        vectors = [_embed(text, dimension) for text in texts]
+        vectors = [embed_text(text, dimension) for text in texts]
         tokens = sum(count_tokens(text) for text in texts)
         if profile.embedding_style == "minimax":
             answer: dict[str, Any] = {"vectors": vectors, "total_tokens": tokens, **profile.envelope(record.request_id)}

@@ -19,7 +19,9 @@ single CJK characters.  Streams are sent one token per chunk.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -27,7 +29,7 @@ from typing import Any
 
 from langchain_chatchat.testing.script import Reply, ToolCallReply
 
-__all__ = ["Responder", "apply_limits", "count_tokens", "message_text", "split_tokens"]
+__all__ = ["Responder", "apply_limits", "count_tokens", "embed_text", "message_text", "split_tokens"]
 
 Message = Mapping[str, Any]
 
@@ -361,3 +363,14 @@ def _bounded(value: float | None, schema: Mapping[str, Any], *, integer: bool) -
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def embed_text(text: str, dimension: int) -> list[float]:
+    """Hashed bag of words, L2-normalised: stable per text, closer for texts sharing words."""
+    vector = [0.0] * dimension
+    words = [t.strip().lower() for t in split_tokens(text) if t.strip()] or [text]
+    for word in words:
+        digest = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "big")
+        vector[digest % dimension] += 1.0 if digest >> 63 else -1.0
+    norm = math.sqrt(sum(v * v for v in vector))
+    return [v / norm for v in vector]
