@@ -9,7 +9,7 @@ from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from langchain_chatchat.workers.base import EmbeddingWorker
-from langchain_chatchat.workers.types import EmbeddingRequest
+from langchain_chatchat.workers.types import EmbeddingRequest, EmbeddingResult
 
 
 class ChatchatEmbeddings(BaseModel, Embeddings):
@@ -65,6 +65,10 @@ class ChatchatEmbeddings(BaseModel, Embeddings):
         if not texts:
             return []
         return (await self._worker.aembed(self._request(texts, "document"), self.batch_size)).vectors
+
+    async def aembed_with_usage(self, texts: list[str]) -> EmbeddingResult:
+        """Document vectors plus token usage, which the `Embeddings` interface cannot return."""
+        return await self._worker.aembed(self._request(texts, "document"), self.batch_size)
 
     async def aembed_query(self, text: str) -> list[float]:
         return (await self._worker.aembed(self._request([text], "query"))).vectors[0]

@@ -18,6 +18,8 @@ class ChatchatError(Exception):
 
     status_code: int = 500
     openai_type: str = "api_error"
+    openai_code: str | None = None
+    """OpenAI's `code` for this kind of error, shown to HTTP clients in place of the provider's."""
     retryable: bool = False
 
     def __init__(
@@ -80,17 +82,13 @@ class BadRequestError(ChatchatError):
 class ContextLengthError(BadRequestError):
     """The prompt (plus requested output) does not fit the model's context window."""
 
-    def __init__(self, message: str, **kwargs) -> None:
-        kwargs.setdefault("code", "context_length_exceeded")
-        super().__init__(message, **kwargs)
+    openai_code = "context_length_exceeded"
 
 
 class ContentFilterError(BadRequestError):
     """The provider's safety system rejected the input or output."""
 
-    def __init__(self, message: str, **kwargs) -> None:
-        kwargs.setdefault("code", "content_filter")
-        super().__init__(message, **kwargs)
+    openai_code = "content_filter"
 
 
 class AuthenticationError(ChatchatError):

@@ -1,0 +1,101 @@
+"""The `chatchat` command: `chatchat serve` and `chatchat models`.
+
+A bad config (invalid YAML, unknown provider, unset key, bad params) is reported as one line
+naming the entry, with exit code 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+import uvicorn
+
+from langchain_chatchat.server.app import create_app
+from langchain_chatchat.server.config import ChatchatConfig, ConfigError, load_config
+from langchain_chatchat.server.defaults import default_config
+from langchain_chatchat.server.registry import ModelRegistry
+
+app = typer.Typer(
+    help="Serve LangChain chat and embedding models over OpenAI-compatible and LangServe APIs.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="YAML config file. Default: $CHATCHAT_CONFIG, else local models plus cloud models"
+        " whose keys are set.",
+        show_default=False,
+    ),
+]
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[
+        str | None, typer.Option(help="Bind address (default: the config's, 127.0.0.1).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: the config's, 20000).")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Start the server."""
+    settings = _load(config)
+    try:
+        application = create_app(settings)
+    except ConfigError as error:
+        _fail(error)
+    host = host or settings.server.host
+    if not settings.server.api_keys and not _is_loopback(host):
+        typer.echo(
+            f"chatchat: warning: serving on {host} without server.api_keys;"
+            " anyone who can reach it can use it",
+            err=True,
+        )
+    uvicorn.run(
+        application,
+        host=host,
+        port=settings.server.port if port is None else port,
+        log_level=log_level,
+    )
+
+
+@app.command()
+def models(config: ConfigOption = None) -> None:
+    """List the models the server would serve (each one is constructed, to check its params)."""
+    try:
+        registry = ModelRegistry.from_config(_load(config))
+    except ConfigError as error:
+        _fail(error)
+    table = [("NAME", "KIND", "PROVIDER", "CLASS")]
+    table += [(m.name, m.kind, m.provider, type(m.model).__name__) for m in registry]
+    widths = [max(len(cell) for cell in column) for column in zip(*table, strict=True)]
+    for row in table:
+        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _load(path: Path | None) -> ChatchatConfig:
+    try:
+        return default_config() if path is None else load_config(path)
+    except ConfigError as error:
+        _fail(error)
+
+
+def _fail(error: ConfigError) -> NoReturn:
+    typer.echo(f"chatchat: config error: {error}", err=True)
+    raise typer.Exit(code=2)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

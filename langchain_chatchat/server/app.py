@@ -1,0 +1,66 @@
+"""`create_app(config)`: one FastAPI app, every configured model served two ways.
+
+The OpenAI-compatible router and the LangServe routes get their models from the same
+registry, so `/v1/chat/completions` with `"model": "qwen-plus"` and `/qwen-plus/invoke` call
+the very same object. Usable from a user's own `app/server.py`:
+
+    from langchain_chatchat.server import create_app
+    app = create_app("chatchat.yaml")
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from starlette.responses import Response
+
+from langchain_chatchat.server.config import ChatchatConfig, load_config
+from langchain_chatchat.server.defaults import default_config
+from langchain_chatchat.server.langserve_routes import add_langserve_routes
+from langchain_chatchat.server.middleware import install
+from langchain_chatchat.server.openai import openai_router
+from langchain_chatchat.server.openai.streaming import dumps
+from langchain_chatchat.server.registry import ModelRegistry
+
+ConfigSource = ChatchatConfig | Mapping[str, Any] | str | os.PathLike[str]
+
+
+def create_app(config: ConfigSource | None = None) -> FastAPI:
+    """Build the app from a config (file path, dict or `ChatchatConfig`; the default when None).
+
+    Every model is constructed here, so a bad entry raises `ConfigError` before anything is served.
+    """
+    config = default_config() if config is None else load_config(config)
+    registry = ModelRegistry.from_config(config)
+    app = FastAPI(
+        title="langchain-chatchat",
+        summary="OpenAI-compatible and LangServe endpoints over the same LangChain models.",
+    )
+    # For code embedding this app (its own routes, a custom uvicorn runner, tests).
+    app.state.config = config
+    app.state.registry = registry
+    install(app, config.server)
+    app.include_router(openai_router(registry))
+    app.include_router(_probes(registry))
+    add_langserve_routes(app, registry)
+    return app
+
+
+def _probes(registry: ModelRegistry) -> APIRouter:
+    router = APIRouter(tags=["health"])
+    ready = dumps({"status": "ready", "models": [served.name for served in registry]})
+
+    @router.get("/health")
+    async def health() -> Response:
+        """Liveness: the process answers."""
+        return Response(b'{"status":"ok"}', media_type="application/json")
+
+    @router.get("/ready")
+    async def readiness() -> Response:
+        """Readiness: every configured model is constructed (done before the app exists)."""
+        return Response(ready, media_type="application/json")
+
+    return router

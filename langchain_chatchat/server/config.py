@@ -1,0 +1,210 @@
+"""The server's configuration: a YAML file (or a dict) with `server:` and `models:` sections.
+
+`${VAR}` / `${VAR:-default}` in any string expand from the environment at load time, so keys
+stay out of files. Every problem — invalid YAML, an unknown provider, an unset variable, a bad
+field — becomes one `ConfigError` whose message names the offending entry, e.g.
+`models[1] "qwen-max".provider: unknown provider 'qwenn'; known providers: qwen`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from langchain_chatchat.providers import get_provider
+
+Kind = Literal["chat", "embeddings"]
+
+# Paths the app itself owns; a model with one of these names would shadow them.
+RESERVED_NAMES = frozenset({"v1", "health", "ready", "docs", "redoc", "openapi.json"})
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with a message fit to show a user as is (no traceback)."""
+
+
+class ServerSettings(BaseModel):
+    """The `server:` section."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    """Loopback by default: binding elsewhere is the user's explicit choice."""
+    port: int = Field(default=20000, ge=0, le=65535)
+    api_keys: list[str] = Field(default_factory=list)
+    """When non-empty, every route but /health and /ready needs `Authorization: Bearer <key>`."""
+    max_body_size: int = Field(default=16 * 1024 * 1024, ge=1)
+    """Largest accepted request body in bytes; bigger ones get 413."""
+    cors_origins: list[str] = Field(default_factory=list)
+    """Browser origins allowed to call the API (CORS is off when empty)."""
+
+    @field_validator("api_keys")
+    @classmethod
+    def _non_empty_keys(cls, keys: list[str]) -> list[str]:
+        if any(not key.strip() for key in keys):
+            raise ValueError("API keys must be non-empty strings")
+        return keys
+
+
+class ModelConfig(BaseModel):
+    """One `models:` entry: the name clients use, and how to build the model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+    """The OpenAI `model` value and the LangServe path `/<name>`."""
+    provider: str
+    kind: Kind = Field(default="chat", validate_default=True)
+    params: dict[str, Any] = Field(default_factory=dict)
+    """Keyword arguments for the provider's class (e.g. `model`, `api_key`, `temperature`)."""
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name in RESERVED_NAMES:
+            raise ValueError(f"{name!r} is reserved for the server's own routes")
+        return name
+
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, name: str) -> str:
+        try:
+            get_provider(name)
+        except LookupError as error:
+            raise ValueError(str(error)) from None
+        return name
+
+    @field_validator("kind")
+    @classmethod
+    def _provider_serves_kind(cls, kind: Kind, info: ValidationInfo) -> Kind:
+        name = info.data.get("provider")
+        if name is not None and getattr(get_provider(name), kind) is None:
+            raise ValueError(f"provider {name!r} has no {kind} models")
+        return kind
+
+
+class ChatchatConfig(BaseModel):
+    """The whole file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    models: list[ModelConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ChatchatConfig:
+        seen: set[str] = set()
+        for index, model in enumerate(self.models):
+            if model.name in seen:
+                raise ValueError(
+                    f'models[{index}] "{model.name}": the name is already used by an earlier model'
+                )
+            seen.add(model.name)
+        return self
+
+
+def load_config(
+    source: str | os.PathLike[str] | Mapping[str, Any] | ChatchatConfig,
+) -> ChatchatConfig:
+    """Load a config from a YAML file path, a dict, or pass a ready `ChatchatConfig` through."""
+    if isinstance(source, ChatchatConfig):
+        return source
+    if isinstance(source, Mapping):
+        return _validate(dict(source), origin="config")
+    path = Path(source)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the file: {error.strerror or error}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: invalid YAML: {_yaml_problem(error)}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with `server:` and `models:` sections")
+    return _validate(raw, origin=str(path))
+
+
+def _validate(raw: dict[str, Any], origin: str) -> ChatchatConfig:
+    try:
+        return ChatchatConfig.model_validate(_expand(raw, raw, ()))
+    except ValidationError as error:
+        raise ConfigError(f"{origin}: {describe_validation_error(error, raw)}") from None
+    except ConfigError as error:
+        raise ConfigError(f"{origin}: {error}") from None
+
+
+def _expand(value: Any, root: dict[str, Any], location: tuple[str | int, ...]) -> Any:
+    """Expand `${VAR}` / `${VAR:-default}` in every string; an unset variable names its entry."""
+    if isinstance(value, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            resolved = os.environ.get(name) or default
+            if resolved is None:
+                raise ConfigError(
+                    f"{entry_label(location, root)}: environment variable {name} is not set"
+                )
+            return resolved
+
+        return _ENV_REF.sub(substitute, value)
+    if isinstance(value, dict):
+        return {key: _expand(item, root, (*location, key)) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_expand(item, root, (*location, index)) for index, item in enumerate(value)]
+    return value
+
+
+def format_location(location: Sequence[str | int]) -> str:
+    """`('models', 1, 'params')` → `models[1].params`."""
+    label = ""
+    for part in location:
+        label += f"[{part}]" if isinstance(part, int) else (f".{part}" if label else str(part))
+    return label
+
+
+def entry_label(location: tuple[str | int, ...], raw: Mapping[str, Any]) -> str:
+    """Like `format_location`, plus the model's name: `models[1] "qwen-max".params.api_key`."""
+    label = format_location(location)
+    if len(location) >= 2 and location[0] == "models" and isinstance(location[1], int):
+        models = raw.get("models")
+        entry = (
+            models[location[1]] if isinstance(models, list) and location[1] < len(models) else None
+        )
+        if isinstance(entry, Mapping) and isinstance(entry.get("name"), str):
+            head = f"models[{location[1]}]"
+            label = f'{head} "{entry["name"]}"{label[len(head) :]}'
+    return label
+
+
+def describe_validation_error(error: ValidationError, raw: Mapping[str, Any]) -> str:
+    """Pydantic's errors as `entry: message` pairs, entries named the way the user wrote them."""
+    lines = []
+    for item in error.errors(include_url=False):
+        # Drop validator steps such as "function-after[...]" that pydantic puts in locations.
+        location = tuple(
+            part for part in item["loc"] if not (isinstance(part, str) and "[" in part)
+        )
+        message = item["msg"].removeprefix("Value error, ")
+        label = entry_label(location, raw)
+        lines.append(f"{label}: {message}" if label else message)
+    return "; ".join(lines)
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error)
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark else problem
