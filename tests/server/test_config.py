@@ -187,12 +187,16 @@ def test_default_app_serves_the_offline_models_end_to_end(monkeypatch):
     monkeypatch.delenv("DASHSCOPE_API_KEY", raising=False)
     with BackgroundServer(create_app()) as server:
         client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+        question = [{"role": "user", "content": "What is the capital of France?"}]
         reply = client.chat.completions.create(
-            model="SmolLM2-135M-Instruct",
-            messages=[{"role": "user", "content": "Say hi"}],
-            max_tokens=4,
+            model="SmolLM2-135M-Instruct", messages=question, temperature=0, max_tokens=24
         )
-        assert reply.choices[0].message.content
-        assert reply.usage.completion_tokens <= 4
+        assert "Paris" in reply.choices[0].message.content
+        assert 0 < reply.usage.completion_tokens <= 24 and reply.usage.prompt_tokens > 0
+        stream = client.chat.completions.create(
+            model="SmolLM2-135M-Instruct", messages=question, temperature=0, max_tokens=24, stream=True
+        )
+        pieces = [c.choices[0].delta.content for c in stream if c.choices and c.choices[0].delta.content]
+        assert len(pieces) > 3 and "".join(pieces) == reply.choices[0].message.content
         vectors = client.embeddings.create(model="all-MiniLM-L6-v2", input=["a", "b"]).data
         assert [len(item.embedding) for item in vectors] == [384, 384]
