@@ -23,6 +23,7 @@ from langchain_chatchat.embeddings import (
     OpenAICompatibleEmbeddings,
     QianfanEmbeddings,
     QwenEmbeddings,
+    SparkEmbeddings,
     ZhipuEmbeddings,
 )
 from langchain_chatchat.workers.errors import (
@@ -88,6 +89,7 @@ __all__ = [
     "QueueFullError",
     "QwenEmbeddings",
     "RateLimitError",
+    "SparkEmbeddings",
     "UpstreamTimeoutError",
     "UpstreamUnavailableError",
     "ZhipuEmbeddings",

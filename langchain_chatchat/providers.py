@@ -84,7 +84,7 @@ BUILTIN_PROVIDERS: tuple[Provider, ...] = (
         embeddings="langchain_chatchat.embeddings.baichuan:BaichuanEmbeddings",
         aliases=("baichuan-api",),
     ),
-    Provider("spark", chat="langchain_chatchat.chat_models.spark:ChatSpark", aliases=("xinghuo", "iflytek", "xinghuo-api")),
+    Provider("spark", chat="langchain_chatchat.chat_models.spark:ChatSpark", embeddings="langchain_chatchat.embeddings.spark:SparkEmbeddings", aliases=("xinghuo", "iflytek", "xinghuo-api")),
     Provider(
         "azure",
         chat="langchain_chatchat.chat_models.azure:ChatAzureOpenAI",

@@ -6,6 +6,7 @@ from langchain_chatchat.embeddings.minimax import MiniMaxEmbeddings
 from langchain_chatchat.embeddings.openai_compatible import OpenAICompatibleEmbeddings
 from langchain_chatchat.embeddings.qianfan import QianfanEmbeddings
 from langchain_chatchat.embeddings.qwen import QwenEmbeddings
+from langchain_chatchat.embeddings.spark import SparkEmbeddings
 from langchain_chatchat.embeddings.zhipu import ZhipuEmbeddings
 
 __all__ = [
@@ -17,5 +18,6 @@ __all__ = [
     "OpenAICompatibleEmbeddings",
     "QianfanEmbeddings",
     "QwenEmbeddings",
+    "SparkEmbeddings",
     "ZhipuEmbeddings",
 ]

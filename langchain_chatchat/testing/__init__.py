@@ -20,6 +20,7 @@ from langchain_chatchat.testing.openai_compatible import PROFILES, OpenAICompati
 from langchain_chatchat.testing.responder import Responder, count_tokens, split_tokens
 from langchain_chatchat.testing.script import Fault, RecordedRequest, Reply, ToolCallReply
 from langchain_chatchat.testing.server import BackgroundServer, EmulatorBase
+from langchain_chatchat.testing.spark_embedding import SparkEmbeddingEmulator
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -34,6 +35,7 @@ __all__ = [
     "Profile",
     "RecordedRequest",
     "Reply",
+    "SparkEmbeddingEmulator",
     "Responder",
     "ToolCallReply",
     "count_tokens",
