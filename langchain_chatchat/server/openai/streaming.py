@@ -12,6 +12,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 from langchain_core.messages import AIMessageChunk
 from langchain_core.messages.ai import UsageMetadata, add_usage
 from starlette.responses import StreamingResponse
@@ -78,5 +79,9 @@ async def _events(payloads: AsyncIterator[dict[str, Any]]) -> AsyncIterator[byte
     yield b"data: [DONE]\n\n"
 
 
-def dumps(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+def dumps(payload: Any) -> bytes:
+    """Compact UTF-8 JSON (orjson: ~10x faster than the stdlib on chunks and embeddings)."""
+    try:
+        return orjson.dumps(payload)
+    except TypeError:  # what orjson refuses (non-string keys, huge ints): the stdlib's verdict
+        return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()

@@ -1,0 +1,782 @@
+"""Gateway overhead, measured in one run: direct upstream vs our server vs LiteLLM vs FastChat.
+
+    python benchmarks/gateway.py            # ~5 minutes: 3 interleaved rounds
+    python benchmarks/gateway.py --quick    # ~1 minute: 1 round, shorter windows
+    python benchmarks/gateway.py --duration 5 --rounds 5 --concurrency 1 16 64 --json out.json
+
+Starts a zero-latency fake OpenAI-compatible upstream (`_fake_upstream.py`, raw asyncio) in its
+own process, then each gateway in its own process, all relaying to that same upstream:
+
+- direct      — the upstream itself: the limit no gateway can beat;
+- ours /v1    — `chatchat serve` with provider `openai_compatible` pointed at the upstream,
+                measured on `/v1/chat/completions`;
+- ours LangServe — the same server's `/<model>/invoke` and `/<model>/stream`;
+- LiteLLM     — `litellm --config ...` proxy (if `litellm[proxy]` is installed, here or in the
+                interpreter given by `--litellm-python`);
+- FastChat    — controller + openai_api_server + a relay worker (`_fastchat_worker.py`, the way
+                Chatchat 0.2's ApiModelWorker relayed), if `fschat` is installed (`--fastchat-python`).
+
+LiteLLM and FastChat pin libraries this project cannot share, so they live in their own venvs,
+found next to this interpreter's (or given with `--litellm-python` / `--fastchat-python`):
+
+    python -m venv ../bench-venv && ../bench-venv/bin/pip install 'litellm[proxy]'
+    python -m venv ../bench-fastchat-venv && ../bench-fastchat-venv/bin/pip install \
+        'fschat==0.2.36' 'pydantic<2' 'fastapi==0.109.2'   # FastChat's streaming needs pydantic 1
+
+A target that is not installed is reported as such, with the issue's reference numbers.
+
+Load comes from a separate process (`_loadgen.py`: closed loop, keep-alive connections). For
+every scenario (non-streaming at each concurrency; streaming at 1 and 16) the targets are
+measured one after another, their order rotated each round, so drift on a shared machine hits
+all of them alike. Printed: req/s, p50/p99 latency, streaming time-to-first-chunk and streams/s,
+and the ratios the issue sets targets for — all from this run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import contextlib
+import importlib.util
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+API_KEY = "sk-bench-0123456789abcdef0123456789abcdef"
+MODEL = "fake"
+PROMPT = [{"role": "user", "content": "Say hello."}]
+
+# The issue's measurements on a 2-core machine, shown when a comparison target is not installed.
+REFERENCE = {
+    "litellm": {"rps16": 60.0, "p50_c1_ms": (14.0, 17.0)},
+    "fastchat": {"rps16": (130.0, 155.0), "p50_c1_ms": (6.5, 8.7)},
+}
+TARGETS = {
+    "c16_vs_litellm": 10.0,
+    "c16_vs_fastchat": 5.0,
+    "added_p50_c1_ms": 2.0,
+    "ttfc_added_ms": 3.0,
+}
+
+_children: list[subprocess.Popen] = []
+
+
+# -- processes --------------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _spawn(
+    argv: list[str], *, log: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen:
+    handle = open(log, "ab")  # noqa: SIM115 - lives as long as the child
+    process = subprocess.Popen(
+        argv,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        start_new_session=True,  # its own process group: stopping it stops its children too
+    )
+    _children.append(process)
+    return process
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)
+
+
+@atexit.register
+def _stop_all() -> None:
+    for process in reversed(_children):
+        _stop(process)
+
+
+def _wait_http(
+    url: str,
+    process: subprocess.Popen,
+    log: Path,
+    timeout: float,
+    headers: dict[str, str] | None = None,
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"exited with {process.returncode}; see {log}")
+        try:
+            request = urllib.request.Request(url, headers=headers or {})
+            with urllib.request.urlopen(request, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"not ready after {timeout:.0f}s; see {log}")
+
+
+def _python_with(module: str, explicit: str | None, extra: list[str]) -> str | None:
+    """An interpreter that can import `module`: the one given, this one, or a bench venv."""
+    candidates = [explicit] if explicit else [sys.executable, *extra]
+    for python in candidates:
+        if not python or not Path(python).exists():
+            continue
+        if python == sys.executable and importlib.util.find_spec(module) is not None:
+            return python
+        check = subprocess.run(
+            [
+                python,
+                "-c",
+                f"import importlib.util,sys; sys.exit(importlib.util.find_spec({module!r}) is None)",
+            ],
+            capture_output=True,
+            check=False,
+        )
+        if check.returncode == 0:
+            return python
+    return None
+
+
+# -- targets ----------------------------------------------------------------------------------
+@dataclass
+class Target:
+    key: str
+    label: str
+    invoke_url: str
+    invoke_body: dict[str, Any]
+    stream_url: str
+    stream_body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    first_marker: str = "data: {"
+    invoke_expect: str = "Hello!"
+    stream_expect: str = "[DONE]"
+
+
+def _openai_target(key: str, label: str, root: str, model: str, headers: dict[str, str]) -> Target:
+    body = {"model": model, "messages": PROMPT}
+    return Target(
+        key,
+        label,
+        f"{root}/chat/completions",
+        body,
+        f"{root}/chat/completions",
+        {**body, "stream": True},
+        headers,
+    )
+
+
+def start_upstream(workdir: Path, *extra: str) -> tuple[str, subprocess.Popen]:
+    log = workdir / "upstream.log"
+    process = subprocess.Popen(
+        [sys.executable, str(HERE / "_fake_upstream.py"), "--port", "0", *extra],
+        stdout=subprocess.PIPE,
+        stderr=open(log, "ab"),  # noqa: SIM115
+        start_new_session=True,
+    )
+    _children.append(process)
+    line = process.stdout.readline().decode() if process.stdout else ""
+    if not line.startswith("PORT "):
+        raise RuntimeError(f"fake upstream did not start; see {log}")
+    return f"http://127.0.0.1:{int(line.split()[1])}/v1", process
+
+
+def start_ours(
+    workdir: Path, upstream: str, source: Path | None = None
+) -> tuple[list[Target], subprocess.Popen]:
+    """`chatchat serve` (this checkout's, or the package tree under `source`)."""
+    port = _free_port()
+    name = "ours" if source is None else "baseline"
+    config = workdir / f"{name}.yaml"
+    config.write_text(
+        json.dumps(  # JSON is YAML
+            {
+                "server": {"host": "127.0.0.1", "port": port, "api_keys": [API_KEY]},
+                "models": [
+                    {
+                        "name": MODEL,
+                        "provider": "openai_compatible",
+                        "params": {
+                            "model": "fake-model",
+                            "base_url": upstream,
+                            "api_key": "sk-upstream",
+                        },
+                    }
+                ],
+            }
+        )
+    )
+    log = workdir / f"{name}.log"
+    env = (
+        {"PYTHONPATH": os.pathsep.join(filter(None, [str(source), os.environ.get("PYTHONPATH")]))}
+        if source
+        else None
+    )
+    process = _spawn(
+        [
+            sys.executable,
+            "-c",
+            "from langchain_chatchat.cli import app; app()",
+            "serve",
+            "-c",
+            str(config),
+            "--log-level",
+            "warning",
+        ],
+        log=log,
+        env=env,
+        cwd=source,
+    )
+    root = f"http://127.0.0.1:{port}"
+    _wait_http(f"{root}/health", process, log, timeout=60)
+    auth = {"authorization": f"Bearer {API_KEY}"}
+    if source is not None:
+        return [_openai_target("baseline", "baseline /v1", f"{root}/v1", MODEL, auth)], process
+    v1 = _openai_target("ours", "ours /v1", f"{root}/v1", MODEL, auth)
+    langserve = Target(
+        "langserve",
+        "ours LangServe",
+        f"{root}/{MODEL}/invoke",
+        {"input": [{"type": "human", "content": PROMPT[0]["content"]}]},
+        f"{root}/{MODEL}/stream",
+        {"input": [{"type": "human", "content": PROMPT[0]["content"]}]},
+        auth,
+        first_marker="event: data",
+        stream_expect="event: end",
+    )
+    return [v1, langserve], process
+
+
+def start_litellm(workdir: Path, upstream: str, python: str) -> tuple[Target, subprocess.Popen]:
+    port = _free_port()
+    config = workdir / "litellm.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "model_list": [
+                    {
+                        "model_name": MODEL,
+                        "litellm_params": {
+                            "model": "openai/fake-model",
+                            "api_base": upstream,
+                            "api_key": "sk-upstream",
+                        },
+                    }
+                ]
+            }
+        )
+    )
+    log = workdir / "litellm.log"
+    process = _spawn(
+        [
+            python,
+            "-c",
+            "from litellm.proxy.proxy_cli import run_server; run_server()",
+            "--config",
+            str(config),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--num_workers",
+            "1",
+        ],
+        log=log,
+        env={
+            "LITELLM_MASTER_KEY": API_KEY,
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            "LITELLM_LOG": "ERROR",
+        },
+        cwd=workdir,
+    )
+    root = f"http://127.0.0.1:{port}"
+    _wait_http(f"{root}/health/liveliness", process, log, timeout=180)
+    return _openai_target(
+        "litellm", "LiteLLM proxy", f"{root}/v1", MODEL, {"authorization": f"Bearer {API_KEY}"}
+    ), process
+
+
+def start_fastchat(
+    workdir: Path, upstream: str, python: str
+) -> tuple[Target, list[subprocess.Popen]]:
+    controller_port, api_port, worker_port = _free_port(), _free_port(), _free_port()
+    controller = f"http://127.0.0.1:{controller_port}"
+    env = {"LOGDIR": str(workdir)}
+    logs = [
+        workdir / name
+        for name in ("fastchat-controller.log", "fastchat-api.log", "fastchat-worker.log")
+    ]
+    processes = [
+        _spawn(
+            [
+                python,
+                "-m",
+                "fastchat.serve.controller",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(controller_port),
+            ],
+            log=logs[0],
+            env=env,
+            cwd=workdir,
+        )
+    ]
+    _wait_http_post(f"{controller}/list_models", processes[0], logs[0], timeout=120)
+    processes.append(
+        _spawn(
+            [
+                python,
+                str(HERE / "_fastchat_worker.py"),
+                "--upstream",
+                upstream,
+                "--controller",
+                controller,
+                "--port",
+                str(worker_port),
+                "--model-name",
+                MODEL,
+            ],
+            log=logs[2],
+            env=env,
+            cwd=workdir,
+        )
+    )
+    processes.append(
+        _spawn(
+            [
+                python,
+                "-m",
+                "fastchat.serve.openai_api_server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(api_port),
+                "--controller-address",
+                controller,
+            ],
+            log=logs[1],
+            env=env,
+            cwd=workdir,
+        )
+    )
+    root = f"http://127.0.0.1:{api_port}/v1"
+    deadline = time.monotonic() + 120
+    while True:  # ready once the worker has registered and the API server lists the model
+        with (
+            contextlib.suppress(OSError, ValueError),
+            urllib.request.urlopen(f"{root}/models", timeout=2) as response,
+        ):
+            if any(m["id"] == MODEL for m in json.load(response)["data"]):
+                break
+        for process, log in zip(processes, logs, strict=False):
+            if process.poll() is not None:
+                raise RuntimeError(f"exited with {process.returncode}; see {log}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"FastChat not ready; see {workdir}")
+        time.sleep(0.3)
+    return _openai_target("fastchat", "FastChat", root, MODEL, {}), processes
+
+
+def _wait_http_post(url: str, process: subprocess.Popen, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"exited with {process.returncode}; see {log}")
+        with contextlib.suppress(OSError):
+            request = urllib.request.Request(
+                url, data=b"{}", method="POST", headers={"content-type": "application/json"}
+            )
+            with urllib.request.urlopen(request, timeout=2) as response:
+                if response.status == 200:
+                    return
+        time.sleep(0.2)
+    raise RuntimeError(f"not ready after {timeout:.0f}s; see {log}")
+
+
+# -- measuring --------------------------------------------------------------------------------
+@dataclass
+class Cell:
+    requests: int = 0
+    errors: int = 0
+    elapsed: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    first_chunk: list[float] = field(default_factory=list)
+    error_samples: list[str] = field(default_factory=list)
+
+    def add(self, result: dict[str, Any]) -> None:
+        self.requests += result["requests"]
+        self.errors += result["errors"]
+        self.elapsed += result["elapsed"]
+        self.latencies += result["latencies"]
+        self.first_chunk += result["first_chunk"]
+        self.error_samples = (self.error_samples + result["error_samples"])[:3]
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.elapsed if self.elapsed else 0.0
+
+    @staticmethod
+    def _pct(values: list[float], q: float) -> float:
+        if not values:
+            return float("nan")
+        ordered = sorted(values)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    def p50(self) -> float:
+        return self._pct(self.latencies, 0.5)
+
+    def p99(self) -> float:
+        return self._pct(self.latencies, 0.99)
+
+    def ttfc50(self) -> float:
+        return self._pct(self.first_chunk, 0.5)
+
+    def ttfc99(self) -> float:
+        return self._pct(self.first_chunk, 0.99)
+
+
+def load(
+    target: Target, *, stream: bool, concurrency: int, duration: float, warmup: float
+) -> dict[str, Any]:
+    spec = {
+        "url": target.stream_url if stream else target.invoke_url,
+        "body": target.stream_body if stream else target.invoke_body,
+        "headers": target.headers,
+        "stream": stream,
+        "first_marker": target.first_marker,
+        "expect": target.stream_expect if stream else target.invoke_expect,
+        "concurrency": concurrency,
+        "duration": duration,
+        "warmup": warmup,
+    }
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        subprocess.run(
+            [sys.executable, str(HERE / "_loadgen.py"), json.dumps(spec), out.name],
+            check=True,
+            timeout=duration + warmup + 120,
+        )
+        return json.loads(Path(out.name).read_text())
+
+
+def measure(
+    targets: list[Target],
+    scenarios: list[tuple[str, bool, int]],
+    rounds: int,
+    duration: float,
+    warmup: float,
+) -> dict[tuple[str, str], Cell]:
+    cells: dict[tuple[str, str], Cell] = {}
+    for target in targets:  # first contact: imports, pools, caches — not measured
+        for _, stream, concurrency in scenarios:
+            load(target, stream=stream, concurrency=min(concurrency, 16), duration=0.3, warmup=0.3)
+    for round_index in range(rounds):
+        for name, stream, concurrency in scenarios:
+            shift = round_index % len(targets)
+            for target in targets[shift:] + targets[:shift]:
+                result = load(
+                    target, stream=stream, concurrency=concurrency, duration=duration, warmup=warmup
+                )
+                cells.setdefault((target.key, name), Cell()).add(result)
+                cell = cells[(target.key, name)]
+                print(
+                    f"  round {round_index + 1}/{rounds} {name:<10} {target.label:<15} "
+                    f"{result['requests'] / result['elapsed']:8.1f}/s  errors {result['errors']}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                if result["errors"] and cell.errors == result["errors"]:
+                    print(f"    e.g. {result['error_samples'][:1]}", file=sys.stderr)
+    return cells
+
+
+# -- report -----------------------------------------------------------------------------------
+def _fmt(value: float, digits: int = 1) -> str:
+    return "—" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def report(
+    targets: list[Target],
+    missing: dict[str, str],
+    cells: dict[tuple[str, str], Cell],
+    concurrencies: list[int],
+    stream_concurrency: int,
+) -> dict[str, Any]:
+    lines = []
+    header = f"{'non-streaming':<16}" + "".join(
+        f"{'c=' + str(c) + ' req/s':>14}{'p50 ms':>9}{'p99 ms':>9}" for c in concurrencies
+    )
+    lines += ["", header, "-" * len(header)]
+    for target in targets:
+        row = f"{target.label:<16}"
+        for c in concurrencies:
+            cell = cells.get((target.key, f"c{c}"), Cell())
+            row += f"{_fmt(cell.rps):>14}{_fmt(cell.p50(), 2):>9}{_fmt(cell.p99(), 2):>9}"
+        lines.append(row)
+    for key, why in missing.items():
+        lines.append(f"{key:<16}{why}")
+    header = (
+        f"{'streaming':<16}{'c=1 TTFC p50':>14}{'p99':>8}{'streams/s':>11}"
+        f"{f'c={stream_concurrency} TTFC p50':>16}{'streams/s':>11}"
+    )
+    lines += ["", header, "-" * len(header)]
+    for target in targets:
+        one = cells.get((target.key, "stream-c1"), Cell())
+        many = cells.get((target.key, f"stream-c{stream_concurrency}"), Cell())
+        lines.append(
+            f"{target.label:<16}{_fmt(one.ttfc50(), 2):>14}{_fmt(one.ttfc99(), 2):>8}{_fmt(one.rps):>11}"
+            f"{_fmt(many.ttfc50(), 2):>16}{_fmt(many.rps):>11}"
+        )
+    errors = {f"{k[0]}/{k[1]}": (c.errors, c.error_samples) for k, c in cells.items() if c.errors}
+    if errors:
+        lines += ["", "errors: " + json.dumps(errors)[:2000]]
+
+    def get(key: str, scenario: str) -> Cell | None:
+        return cells.get((key, scenario))
+
+    ratios: dict[str, Any] = {}
+    lines += ["", f"ratios (same run){'':<4}measured     target"]
+    ours16, direct1, ours1 = get("ours", "c16"), get("direct", "c1"), get("ours", "c1")
+    mid = 16 if 16 in concurrencies else concurrencies[len(concurrencies) // 2]
+    ours_mid, direct_mid = get("ours", f"c{mid}"), get("direct", f"c{mid}")
+    if ours_mid and direct_mid:
+        ratios[f"ours_vs_direct_rps_c{mid}"] = ours_mid.rps / direct_mid.rps
+        lines.append(
+            f"  ours /v1 ÷ direct, req/s at c={mid}:       {ratios[f'ours_vs_direct_rps_c{mid}']:8.3f}"
+        )
+    if ours1 and direct1:
+        ratios["added_p50_c1_ms"] = ours1.p50() - direct1.p50()
+        lines.append(
+            f"  ours /v1 − direct, p50 at c=1 (ms):     {ratios['added_p50_c1_ms']:+8.2f}   ≤ {TARGETS['added_p50_c1_ms']:.0f}"
+        )
+    ls1 = get("langserve", "c1")
+    if ls1 and direct1:
+        ratios["langserve_added_p50_c1_ms"] = ls1.p50() - direct1.p50()
+        lines.append(
+            f"  LangServe − direct, p50 at c=1 (ms):    {ratios['langserve_added_p50_c1_ms']:+8.2f}"
+        )
+    s_ours, s_direct = get("ours", "stream-c1"), get("direct", "stream-c1")
+    if s_ours and s_direct:
+        ratios["ttfc_added_ms"] = s_ours.ttfc50() - s_direct.ttfc50()
+        lines.append(
+            f"  ours /v1 − direct, TTFC p50 at c=1 (ms): {ratios['ttfc_added_ms']:+7.2f}   ≤ {TARGETS['ttfc_added_ms']:.0f}"
+        )
+    s16_ours, s16_direct = (
+        get("ours", f"stream-c{stream_concurrency}"),
+        get("direct", f"stream-c{stream_concurrency}"),
+    )
+    if s16_ours and s16_direct:
+        ratios["ours_vs_direct_streams"] = s16_ours.rps / s16_direct.rps
+        lines.append(
+            f"  ours /v1 ÷ direct, streams/s at c={stream_concurrency}:    {ratios['ours_vs_direct_streams']:8.3f}"
+        )
+    base16, base1, base_s = (
+        get("baseline", "c16"),
+        get("baseline", "c1"),
+        get("baseline", "stream-c1"),
+    )
+    if ours16 and base16 and base16.rps:
+        ratios["ours_vs_baseline_rps_c16"] = ours16.rps / base16.rps
+        lines.append(
+            f"  ours /v1 ÷ baseline, req/s at c=16:      {ratios['ours_vs_baseline_rps_c16']:8.2f}"
+        )
+        if base1 and ours1 and direct1:
+            lines.append(
+                f"  baseline − direct, p50 at c=1 (ms):     {base1.p50() - direct1.p50():+8.2f}"
+            )
+        if base_s and s_direct:
+            lines.append(
+                f"  baseline − direct, TTFC p50 at c=1 (ms): {base_s.ttfc50() - s_direct.ttfc50():+7.2f}"
+            )
+        b_s16 = get("baseline", f"stream-c{stream_concurrency}")
+        if b_s16 and s16_ours and b_s16.rps:
+            lines.append(
+                f"  ours /v1 ÷ baseline, streams/s at c={stream_concurrency}: {s16_ours.rps / b_s16.rps:8.2f}"
+            )
+    for key, label, target_key in (
+        ("litellm", "LiteLLM", "c16_vs_litellm"),
+        ("fastchat", "FastChat", "c16_vs_fastchat"),
+    ):
+        if ours16 is None:
+            break
+        theirs = get(key, "c16")
+        if theirs is not None and theirs.rps:
+            ratios[f"ours_vs_{key}_rps_c16"] = ours16.rps / theirs.rps
+            lines.append(
+                f"  ours /v1 ÷ {label:<8} req/s at c=16:    {ratios[f'ours_vs_{key}_rps_c16']:8.2f}   ≥ {TARGETS[target_key]:.0f}"
+            )
+            their1, their_s = get(key, "c1"), get(key, "stream-c1")
+            if their1 and ours1:
+                lines.append(
+                    f"  {label:<8} ÷ ours /v1, p50 at c=1:         {their1.p50() / ours1.p50():8.2f}"
+                )
+            if their_s and s_ours:
+                lines.append(
+                    f"  {label:<8} ÷ ours /v1, TTFC p50 at c=1:    {their_s.ttfc50() / s_ours.ttfc50():8.2f}"
+                )
+            s16_theirs = get(key, f"stream-c{stream_concurrency}")
+            if s16_theirs and s16_ours and s16_theirs.rps:
+                lines.append(
+                    f"  ours /v1 ÷ {label:<8} streams/s at c={stream_concurrency}: {s16_ours.rps / s16_theirs.rps:8.2f}"
+                )
+        else:
+            reference = REFERENCE[key]["rps16"]
+            low, high = (reference, reference) if isinstance(reference, float) else reference
+            lines.append(
+                f"  ours /v1 ÷ {label:<8} req/s at c=16:    {ours16.rps / high:5.1f}–{ours16.rps / low:.1f}   ≥ {TARGETS[target_key]:.0f}"
+                f"   (vs the issue's reference {low:g}–{high:g} req/s: {label} not measured here)"
+            )
+    print("\n".join(lines))
+    return ratios
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="1 round of short windows, c=1 and 16 only"
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        help="seconds measured per target per scenario (default 3; quick 1)",
+    )
+    parser.add_argument(
+        "--warmup", type=float, default=0.3, help="seconds of load before each window"
+    )
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3; quick 1)")
+    parser.add_argument(
+        "--concurrency", type=int, nargs="+", help="non-streaming concurrencies (default 1 16 64)"
+    )
+    parser.add_argument("--stream-concurrency", type=int, default=16)
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=["direct", "ours", "langserve", "litellm", "fastchat"],
+        help="measure only these targets (plus the baseline, if given)",
+    )
+    parser.add_argument(
+        "--litellm-python",
+        help="interpreter with litellm[proxy] (default: this one, else /work/bench-venv)",
+    )
+    parser.add_argument(
+        "--fastchat-python",
+        help="interpreter with fschat (default: this one, else /work/bench-fastchat-venv)",
+    )
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="also measure `chatchat serve` from this source tree (e.g. `git archive` of an older"
+        " commit, extracted), as 'baseline /v1', to compare two versions in one run",
+    )
+    parser.add_argument("--json", type=Path, help="also write the raw numbers here")
+    parser.add_argument(
+        "--keep-logs", action="store_true", help="keep the servers' logs (printed path)"
+    )
+    args = parser.parse_args(argv)
+    duration = args.duration or (1.0 if args.quick else 3.0)
+    rounds = args.rounds or (1 if args.quick else 3)
+    concurrencies = args.concurrency or ([1, 16] if args.quick else [1, 16, 64])
+    only = set(args.only or ["direct", "ours", "langserve", "litellm", "fastchat"])
+    scenarios = [(f"c{c}", False, c) for c in concurrencies]
+    scenarios += [
+        ("stream-c1", True, 1),
+        (f"stream-c{args.stream_concurrency}", True, args.stream_concurrency),
+    ]
+
+    workdir = Path(tempfile.mkdtemp(prefix="chatchat-bench-"))
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: sys.exit(130))
+    print(f"logs in {workdir}", file=sys.stderr)
+    upstream, _ = start_upstream(workdir)
+    direct = _openai_target(
+        "direct", "direct", upstream, "fake-model", {"authorization": f"Bearer {API_KEY}"}
+    )
+    targets = [direct] if "direct" in only else []
+    missing: dict[str, str] = {}
+    if only & {"ours", "langserve"}:
+        ours, _ = start_ours(workdir, upstream)
+        targets += [t for t in ours if t.key in only]
+    if args.baseline_src:
+        baseline, _ = start_ours(workdir, upstream, args.baseline_src.resolve())
+        targets += baseline
+    bench_venvs = {
+        "litellm": [
+            str(Path(sys.prefix).parent / "bench-venv" / "bin" / "python"),
+            "/work/bench-venv/bin/python",
+        ],
+        "fastchat": [
+            str(Path(sys.prefix).parent / "bench-fastchat-venv" / "bin" / "python"),
+            "/work/bench-fastchat-venv/bin/python",
+        ],
+    }
+    for key, module, explicit, starter in (
+        ("litellm", "litellm", args.litellm_python, start_litellm),
+        ("fastchat", "fastchat", args.fastchat_python, start_fastchat),
+    ):
+        if key not in only:
+            continue
+        python = _python_with(module, explicit, bench_venvs[key])
+        reference = REFERENCE[key]
+        ref = f"(the issue's reference: {reference['rps16']} req/s at c=16, p50 {reference['p50_c1_ms']} ms at c=1)"
+        if python is None:
+            missing[key] = f"not installed {ref}"
+            continue
+        try:
+            target, _ = starter(workdir, upstream, python)
+            targets.append(target)
+        except RuntimeError as error:
+            missing[key] = f"failed to start: {error} {ref}"
+    print(
+        f"targets: {', '.join(t.label for t in targets)}; {rounds} round(s) × {duration:g}s windows",
+        file=sys.stderr,
+    )
+    cells = measure(targets, scenarios, rounds, duration, args.warmup)
+    ratios = report(targets, missing, cells, concurrencies, args.stream_concurrency)
+    if args.json:
+        summary = {
+            f"{key}/{scenario}": {
+                "rps": cell.rps,
+                "p50_ms": cell.p50(),
+                "p99_ms": cell.p99(),
+                "ttfc_p50_ms": cell.ttfc50(),
+                "ttfc_p99_ms": cell.ttfc99(),
+                "requests": cell.requests,
+                "errors": cell.errors,
+            }
+            for (key, scenario), cell in cells.items()
+        }
+        args.json.write_text(
+            json.dumps({"cells": summary, "ratios": ratios, "missing": missing}, indent=2)
+        )
+    _stop_all()
+    if not args.keep_logs:
+        for path in workdir.iterdir():
+            with contextlib.suppress(OSError):
+                path.unlink() if path.is_file() else None
+        with contextlib.suppress(OSError):
+            workdir.rmdir()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
