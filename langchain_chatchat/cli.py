@@ -6,6 +6,7 @@ naming the entry, with exit code 2 — never a traceback.
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -13,6 +14,7 @@ from typing import Annotated, NoReturn
 import typer
 import uvicorn
 
+from langchain_chatchat.server.access_log import uvicorn_log_config
 from langchain_chatchat.server.app import create_app
 from langchain_chatchat.server.config import ChatchatConfig, ConfigError, load_config
 from langchain_chatchat.server.defaults import default_config
@@ -51,6 +53,10 @@ def serve(
         application = create_app(settings)
     except ConfigError as error:
         _fail(error)
+    # Start-up objects (models, schemas, routes) never die: freezing them keeps full collections
+    # short, which cut p99 latency under load from ~95 ms to ~14-40 ms in benchmarks/gateway.py.
+    gc.collect()
+    gc.freeze()
     host = host or settings.server.host
     if not settings.server.api_keys and not _is_loopback(host):
         typer.echo(
@@ -63,6 +69,8 @@ def serve(
         host=host,
         port=settings.server.port if port is None else port,
         log_level=log_level,
+        log_config=uvicorn_log_config(),
+        access_log=False,  # ours (`server.access_log`) has request ids, models and replicas
     )
 
 

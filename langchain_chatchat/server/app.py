@@ -2,7 +2,8 @@
 
 The OpenAI-compatible router and the LangServe routes get their models from the same
 registry, so `/v1/chat/completions` with `"model": "qwen-plus"` and `/qwen-plus/invoke` call
-the very same object. Usable from a user's own `app/server.py`:
+the very same dispatcher (and so share replicas, limits and health). The app's lifespan closes
+every replica's clients at shutdown. Usable from a user's own `app/server.py`:
 
     from langchain_chatchat.server import create_app
     app = create_app("chatchat.yaml")
@@ -11,15 +12,18 @@ the very same object. Usable from a user's own `app/server.py`:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from sse_starlette.sse import AppStatus
 from starlette.responses import Response
 
 from langchain_chatchat.server.config import ChatchatConfig, load_config
 from langchain_chatchat.server.defaults import default_config
 from langchain_chatchat.server.langserve_routes import add_langserve_routes
+from langchain_chatchat.server.metrics import CONTENT_TYPE, Metrics
 from langchain_chatchat.server.middleware import install
 from langchain_chatchat.server.openai import openai_router
 from langchain_chatchat.server.openai.streaming import dumps
@@ -34,17 +38,31 @@ def create_app(config: ConfigSource | None = None) -> FastAPI:
     Every model is constructed here, so a bad entry raises `ConfigError` before anything is served.
     """
     config = default_config() if config is None else load_config(config)
-    registry = ModelRegistry.from_config(config)
+    metrics = Metrics()
+    registry = ModelRegistry.from_config(config, metrics)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # sse-starlette (LangServe's SSE) keeps one process-wide exit event bound to the first
+        # event loop that streamed; a second server in the same process (tests, notebooks,
+        # embedding apps) must start with a fresh one or its LangServe streams fail.
+        AppStatus.should_exit_event = None
+        yield
+        await registry.aclose()
+
     app = FastAPI(
         title="langchain-chatchat",
         summary="OpenAI-compatible and LangServe endpoints over the same LangChain models.",
+        lifespan=lifespan,
     )
     # For code embedding this app (its own routes, a custom uvicorn runner, tests).
     app.state.config = config
     app.state.registry = registry
-    install(app, config.server)
+    install(app, config.server, metrics)
     app.include_router(openai_router(registry))
     app.include_router(_probes(registry))
+    if config.server.metrics:
+        app.include_router(_metrics_route(metrics))
     add_langserve_routes(app, registry)
     return app
 
@@ -62,5 +80,16 @@ def _probes(registry: ModelRegistry) -> APIRouter:
     async def readiness() -> Response:
         """Readiness: every configured model is constructed (done before the app exists)."""
         return Response(ready, media_type="application/json")
+
+    return router
+
+
+def _metrics_route(metrics: Metrics) -> APIRouter:
+    router = APIRouter(tags=["metrics"])
+
+    @router.get("/metrics")
+    async def prometheus() -> Response:
+        """Prometheus text format; behind the API keys like every route but the probes."""
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     return router

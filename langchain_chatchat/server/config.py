@@ -4,6 +4,42 @@
 stay out of files. Every problem — invalid YAML, an unknown provider, an unset variable, a bad
 field — becomes one `ConfigError` whose message names the offending entry, e.g.
 `models[1] "qwen-max".provider: unknown provider 'qwenn'; known providers: qwen`.
+
+The schema (every key but `models[].name` is optional; a plain `{name, provider, params}` entry
+is one replica, exactly as before replicas existed)::
+
+    server:
+      host: 127.0.0.1            # loopback unless you say otherwise
+      port: 20000
+      api_keys: [sk-...]         # Bearer keys clients must send (none: open)
+      max_body_size: 16777216    # bytes; larger bodies get 413
+      cors_origins: []           # browser origins allowed (none: CORS off)
+      access_log: true           # one JSON line per request on logger `langchain_chatchat.access`
+      metrics: true              # Prometheus text at GET /metrics
+    models:
+      - name: qwen-plus          # the OpenAI `model` and the LangServe path /qwen-plus
+        provider: qwen           # see `chatchat models`; replicas may name their own
+        kind: chat               # or embeddings
+        params: {model: qwen-plus, api_key: "${DASHSCOPE_API_KEY}"}
+        max_concurrency: 8       # requests in flight per replica (default: unlimited)
+        max_queue: 100           # requests waiting for a free replica; beyond that 429
+        queue_timeout: 30        # seconds a request may wait in the queue before 429
+        timeout: {read: 120}     # read = longest silence between chunks, never a cap on a
+                                 # whole generation; `connect` too for OpenAI-style providers
+                                 # and URLs (the DashScope SDK has a single timeout)
+        health: {max_failures: 3, cooldown: 10}   # consecutive failures → out for cooldown s
+                                 # (never the last healthy replica)
+        fallbacks: [qwen-turbo]  # chat models tried in order when this one is busy or down
+        replicas:                # several upstreams for one name, least-busy first
+          - {}                                       # the entry's own provider and params
+          - {params: {api_key: "${KEY_2}"}, max_concurrency: 4}   # same provider, merged params
+          - {provider: vllm, params: {model: qwen2.5, base_url: "http://gpu1:8000/v1"}}
+          - {url: "http://gpu2:8000/v1", protocol: openai, params: {model: qwen2.5}}
+          - {url: "http://other:20000/qwen-plus", protocol: langserve,   # chat models only;
+             params: {headers: {Authorization: "Bearer ${OTHER_KEY}"}}}  # messages, no params
+
+A replica using the entry's provider inherits the entry's `params` (its own win); a replica of
+another provider or URL does not, so one upstream's key is never sent to another.
 """
 
 from __future__ import annotations
@@ -29,8 +65,10 @@ from langchain_chatchat.providers import get_provider
 
 Kind = Literal["chat", "embeddings"]
 
+Protocol = Literal["openai", "langserve"]
+
 # Paths the app itself owns; a model with one of these names would shadow them.
-RESERVED_NAMES = frozenset({"v1", "health", "ready", "docs", "redoc", "openapi.json"})
+RESERVED_NAMES = frozenset({"v1", "health", "ready", "metrics", "docs", "redoc", "openapi.json"})
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -46,12 +84,16 @@ class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     """Loopback by default: binding elsewhere is the user's explicit choice."""
     port: int = Field(default=20000, ge=0, le=65535)
-    api_keys: list[str] = Field(default_factory=list)
+    api_keys: list[str] = Field(default_factory=list, repr=False)
     """When non-empty, every route but /health and /ready needs `Authorization: Bearer <key>`."""
     max_body_size: int = Field(default=16 * 1024 * 1024, ge=1)
     """Largest accepted request body in bytes; bigger ones get 413."""
     cors_origins: list[str] = Field(default_factory=list)
     """Browser origins allowed to call the API (CORS is off when empty)."""
+    access_log: bool = True
+    """Log one JSON line per request (logger `langchain_chatchat.access`, level INFO)."""
+    metrics: bool = True
+    """Serve Prometheus metrics at GET /metrics (behind `api_keys` like every other route)."""
 
     @field_validator("api_keys")
     @classmethod
@@ -61,17 +103,82 @@ class ServerSettings(BaseModel):
         return keys
 
 
+class TimeoutConfig(BaseModel):
+    """`timeout:` of a model entry, in seconds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    connect: float | None = Field(default=None, gt=0)
+    """Time to open a connection; only httpx-based providers and remote replicas can set it."""
+    read: float | None = Field(default=None, gt=0)
+    """Longest wait for the next piece of a reply (the provider's `timeout`): a generation that
+    keeps streaming is never cut, however long it runs."""
+
+
+class HealthConfig(BaseModel):
+    """`health:` of a model entry: passive health checks from real traffic."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_failures: int = Field(default=3, ge=0)
+    """Consecutive retryable failures that take a replica out (0: never)."""
+    cooldown: float = Field(default=10.0, gt=0)
+    """Seconds a failing replica stays out before it is tried again."""
+
+
+class ReplicaConfig(BaseModel):
+    """One `replicas:` item: a provider (with params) or a remote `url` speaking `protocol`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str | None = None
+    """Defaults to the entry's provider (and then inherits the entry's params)."""
+    url: str | None = None
+    """A remote endpoint: an OpenAI root (`.../v1`) or a LangServe runnable (`.../<name>`)."""
+    protocol: Protocol = "openai"
+    params: dict[str, Any] = Field(default_factory=dict, repr=False)
+    """Provider keyword arguments; for a LangServe URL only `headers`."""
+    max_concurrency: int | None = Field(default=None, ge=1)
+    """Overrides the entry's `max_concurrency` for this replica."""
+
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, name: str | None) -> str | None:
+        return None if name is None else _check_provider(name)
+
+    @model_validator(mode="after")
+    def _url_or_provider(self) -> ReplicaConfig:
+        if self.url is not None and self.provider is not None:
+            raise ValueError("give either `url` (with `protocol`) or `provider`, not both")
+        if self.url is not None and not self.url.startswith(("http://", "https://")):
+            raise ValueError("`url` must start with http:// or https://")
+        return self
+
+
 class ModelConfig(BaseModel):
-    """One `models:` entry: the name clients use, and how to build the model."""
+    """One `models:` entry: the name clients use, and how to build the model's replicas."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
     """The OpenAI `model` value and the LangServe path `/<name>`."""
-    provider: str
+    provider: str | None = None
+    """Required unless every replica names its own provider or url."""
     kind: Kind = Field(default="chat", validate_default=True)
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict, repr=False)
     """Keyword arguments for the provider's class (e.g. `model`, `api_key`, `temperature`)."""
+    replicas: list[ReplicaConfig] = Field(default_factory=list)
+    """Several upstreams serving this name; none means one, built from `provider`/`params`."""
+    max_concurrency: int | None = Field(default=None, ge=1)
+    """Requests in flight per replica (None: unlimited)."""
+    max_queue: int = Field(default=100, ge=0)
+    """Requests waiting for a replica slot; one more gets 429 with Retry-After."""
+    queue_timeout: float = Field(default=30.0, gt=0)
+    """Seconds a request may wait for a slot before it gets 429."""
+    timeout: TimeoutConfig = Field(default_factory=TimeoutConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
+    fallbacks: list[str] = Field(default_factory=list)
+    """Other chat models' names, tried in order when every replica here failed or was busy."""
 
     @field_validator("name")
     @classmethod
@@ -82,12 +189,8 @@ class ModelConfig(BaseModel):
 
     @field_validator("provider")
     @classmethod
-    def _known_provider(cls, name: str) -> str:
-        try:
-            get_provider(name)
-        except LookupError as error:
-            raise ValueError(str(error)) from None
-        return name
+    def _known_provider(cls, name: str | None) -> str | None:
+        return None if name is None else _check_provider(name)
 
     @field_validator("kind")
     @classmethod
@@ -96,6 +199,32 @@ class ModelConfig(BaseModel):
         if name is not None and getattr(get_provider(name), kind) is None:
             raise ValueError(f"provider {name!r} has no {kind} models")
         return kind
+
+    @model_validator(mode="after")
+    def _replicas_resolve(self) -> ModelConfig:
+        if not self.replicas and self.provider is None:
+            raise ValueError("`provider` is required (or list `replicas`)")
+        for index, replica in enumerate(self.replicas):
+            provider = replica.provider or (None if replica.url else self.provider)
+            if replica.url is None and provider is None:
+                raise ValueError(f"replicas[{index}] needs a `provider` or a `url`")
+            if provider is not None and getattr(get_provider(provider), self.kind) is None:
+                raise ValueError(
+                    f"replicas[{index}]: provider {provider!r} has no {self.kind} models"
+                )
+        if self.fallbacks and self.kind != "chat":
+            raise ValueError("`fallbacks` are only supported for chat models")
+        if self.name in self.fallbacks:
+            raise ValueError("a model cannot be its own fallback")
+        return self
+
+
+def _check_provider(name: str) -> str:
+    try:
+        get_provider(name)
+    except LookupError as error:
+        raise ValueError(str(error)) from None
+    return name
 
 
 class ChatchatConfig(BaseModel):
@@ -115,6 +244,14 @@ class ChatchatConfig(BaseModel):
                     f'models[{index}] "{model.name}": the name is already used by an earlier model'
                 )
             seen.add(model.name)
+        kinds = {model.name: model.kind for model in self.models}
+        for index, model in enumerate(self.models):
+            for name in model.fallbacks:
+                if kinds.get(name) != "chat":
+                    raise ValueError(
+                        f'models[{index}] "{model.name}".fallbacks: {name!r} is not a chat model'
+                        " of this config"
+                    )
         return self
 
 

@@ -1,25 +1,69 @@
-"""LangServe routes at /<name> for every served model: the very objects the OpenAI router calls."""
+"""LangServe routes at /<name> for every served model: the very dispatchers the OpenAI router
+calls, so both protocols share each model's replicas, limits, health and fallbacks.
+
+LangServe 0.3 answers some malformed bodies with a 500 (a non-UTF-8 body, a `config` that is
+not an object, `/batch` inputs that are not a list or fail the input schema). A dependency
+checks those first and answers 400 in OpenAI's shape; Starlette caches the body it reads, so
+LangServe parses the same bytes without a second read.
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
-from langchain_core.runnables import Runnable, RunnableLambda
-from langserve import add_routes
+import json
+from typing import Any
 
-from langchain_chatchat.server.registry import ModelRegistry, ServedModel
+from fastapi import Depends, FastAPI, Request
+from langchain_core.runnables import Runnable
+from langserve import add_routes
+from pydantic import ValidationError
+
+from langchain_chatchat.server.registry import ModelRegistry
+from langchain_chatchat.workers.errors import BadRequestError
+
+_CHECKED_ENDPOINTS = ("invoke", "batch", "stream", "stream_log", "stream_events")
 
 
 def add_langserve_routes(app: FastAPI, registry: ModelRegistry) -> None:
     """invoke, batch, stream, stream_log, stream_events and playground for each model."""
     for served in registry:
-        add_routes(app, as_runnable(served), path=f"/{served.name}")
+        add_routes(
+            app,
+            served.runnable,
+            path=f"/{served.name}",
+            dependencies=[Depends(_body_checker(served.runnable))],
+        )
 
 
-def as_runnable(served: ServedModel) -> Runnable:
-    """A chat model is a runnable already; an `Embeddings` becomes texts → vectors."""
-    if served.kind == "chat":
-        return served.model
-    embeddings = served.model
-    return RunnableLambda(
-        embeddings.embed_documents, afunc=embeddings.aembed_documents, name=served.name
-    ).with_types(input_type=list[str], output_type=list[list[float]])
+def _body_checker(runnable: Runnable) -> Any:
+    async def check_body(request: Request) -> None:
+        endpoint = request.url.path.rsplit("/", 1)[-1]
+        if request.method != "POST" or endpoint not in _CHECKED_ENDPOINTS:
+            return
+        try:
+            body = json.loads(await request.body())
+        except UnicodeDecodeError:
+            raise BadRequestError("the request body is not UTF-8 JSON") from None
+        except ValueError:
+            return  # LangServe reports invalid JSON itself, as a 4xx
+        if not isinstance(body, dict):
+            return
+        batch = endpoint == "batch"
+        if "config" in body:
+            config = body["config"]
+            configs = config if batch and isinstance(config, list) else [config]
+            if not all(isinstance(item, (dict, str)) for item in configs):
+                raise BadRequestError("'config' must be an object", param="config")
+        if batch:
+            inputs = body.get("inputs")
+            if not isinstance(inputs, list):
+                raise BadRequestError("'inputs' must be a list", param="inputs")
+            for index, item in enumerate(inputs):
+                try:
+                    runnable.input_schema.model_validate(item)
+                except ValidationError as error:
+                    raise BadRequestError(
+                        f"inputs[{index}] does not match the input schema: {error.errors()[0]['msg']}",
+                        param=f"inputs[{index}]",
+                    ) from None
+
+    return check_body

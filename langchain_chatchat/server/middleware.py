@@ -1,5 +1,6 @@
-"""Cross-cutting concerns, written once for both protocols: request ids, API keys, body size,
-and OpenAI-shaped errors for everything that goes wrong.
+"""Cross-cutting concerns, written once for both protocols: request ids, access log and
+metrics (`access_log.py`), API keys, body size, CORS, and OpenAI-shaped errors for everything
+that goes wrong.
 
 The middlewares are plain ASGI (not `BaseHTTPMiddleware`): they add no task or memory stream
 per request and leave streaming responses untouched.
@@ -8,8 +9,6 @@ per request and leave streaming responses untouched.
 from __future__ import annotations
 
 import hmac
-import re
-import uuid
 from collections.abc import Sequence
 
 from fastapi import FastAPI, Request
@@ -19,7 +18,9 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from langchain_chatchat.server.access_log import RequestContextMiddleware
 from langchain_chatchat.server.config import ServerSettings
+from langchain_chatchat.server.metrics import Metrics
 from langchain_chatchat.server.openai.errors import (
     INTERNAL_ERROR_MESSAGE,
     chatchat_error_response,
@@ -29,29 +30,6 @@ from langchain_chatchat.server.openai.errors import (
 from langchain_chatchat.workers.errors import ChatchatError
 
 PUBLIC_PATHS = frozenset({"/health", "/ready"})
-_CLIENT_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
-
-
-class RequestIdMiddleware:
-    """Echo the client's `X-Request-ID` (when sane) or a fresh one on every response."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
-        if not _CLIENT_REQUEST_ID.match(request_id):
-            request_id = uuid.uuid4().hex.encode()
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id)]
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
 
 
 class ApiKeyMiddleware:
@@ -130,12 +108,13 @@ def _error(error: HTTPException) -> Response:
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
 
 
-def install(app: FastAPI, settings: ServerSettings) -> None:
-    """Add the middlewares (outermost first: CORS, request id, auth, body size) and handlers."""
+def install(app: FastAPI, settings: ServerSettings, metrics: Metrics) -> None:
+    """Add the middlewares (outermost first: CORS, request context, auth, body size) and the
+    error handlers."""
     app.add_middleware(BodySizeLimitMiddleware, max_body_size=settings.max_body_size)
     if settings.api_keys:
         app.add_middleware(ApiKeyMiddleware, api_keys=settings.api_keys)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics, access_log=settings.access_log)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -1,20 +1,25 @@
-"""Model name → the constructed object that serves it (the old FastChat controller's job).
+"""Model name → what serves it: the old FastChat controller's job, built from the config.
 
-Every model is built once, when the app is created, so a bad config fails before the port is
-bound and no request ever pays for construction. Both protocols ask `get()` for a model by
-name and call what they get; that call is the seam where replicas, least-busy dispatch and
-failover will go, without the routers changing.
+Every replica of every model is constructed once, when the app is created, so a bad config
+fails before the port is bound and no request ever pays for construction. Each name gets a
+`ReplicaPool` (least-busy dispatch, limits, queue, health, failover; see `pool.py`) behind a
+dispatcher that both protocols call (see `dispatch.py`); fallbacks to other names are
+composed on top. `ModelRegistry.aclose` closes every replica's clients at shutdown.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import Runnable
 from pydantic import ValidationError
 
 from langchain_chatchat.providers import get_provider
@@ -23,36 +28,86 @@ from langchain_chatchat.server.config import (
     ConfigError,
     Kind,
     ModelConfig,
+    ReplicaConfig,
+    TimeoutConfig,
     describe_validation_error,
 )
+from langchain_chatchat.server.dispatch import (
+    ChatDispatcher,
+    EmbeddingsDispatcher,
+    chat_usage_counter,
+    embedding_usage_counter,
+    with_fallbacks,
+)
+from langchain_chatchat.server.metrics import Metrics
+from langchain_chatchat.server.pool import Replica, ReplicaPool
+from langchain_chatchat.server.remote import LangServeReplica, public_url
 from langchain_chatchat.workers.errors import BadRequestError, ChatchatError, NotFoundError
+from langchain_chatchat.workers.openai_compatible import OpenAICompatibleClient
+
+logger = logging.getLogger("langchain_chatchat.server")
 
 _EXPECTED_TYPES: dict[Kind, type] = {"chat": BaseChatModel, "embeddings": Embeddings}
 _ENDPOINTS: dict[Kind, str] = {"chat": "/v1/chat/completions", "embeddings": "/v1/embeddings"}
+_REMOTE_OPENAI_PROVIDER = "openai_compatible"
+_LANGSERVE_PARAMS = frozenset({"headers"})
+_DEFAULT_READ_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True)
 class ServedModel:
-    """A configured model, ready to call: a `BaseChatModel` for chat, an `Embeddings` otherwise."""
+    """A configured model name, ready to call through its dispatcher."""
 
     name: str
     kind: Kind
     provider: str
-    model: Any
+    """The first replica's provider (`owned_by` in /v1/models)."""
     created: int
+    dispatcher: ChatDispatcher | EmbeddingsDispatcher
+    runnable: Runnable
+    """What LangServe serves and the OpenAI chat routes call: the dispatcher, with fallbacks."""
+    fallbacks: tuple[ChatDispatcher, ...] = ()
+
+    @property
+    def pool(self) -> ReplicaPool:
+        return self.dispatcher.pool
+
+    @property
+    def model(self) -> Any:
+        """The first replica's model: the only one of a plain, replica-less entry."""
+        return self.pool.replicas[0].model
+
+    def bind_tools(self, tools: Sequence[Any], **options: Any) -> Runnable:
+        """The chat runnable with `tools` bound on every replica and fallback."""
+        assert isinstance(self.dispatcher, ChatDispatcher)
+        return with_fallbacks(
+            self.dispatcher.bind_tools(tools, **options),
+            [fallback.bind_tools(tools, **options) for fallback in self.fallbacks],
+        )
+
+    async def embed(self, texts: list[str], dimensions: int | None) -> tuple[list[Any], int]:
+        """Vectors and prompt tokens, from one of the replicas."""
+        assert isinstance(self.dispatcher, EmbeddingsDispatcher)
+        return await self.dispatcher.aembed(texts, dimensions)
 
 
 class ModelRegistry:
     """The served models by name."""
 
-    def __init__(self, models: list[ServedModel]) -> None:
+    def __init__(self, models: list[ServedModel], metrics: Metrics) -> None:
         self._models = {model.name: model for model in models}
+        metrics.watch(model.pool for model in models)
 
     @classmethod
-    def from_config(cls, config: ChatchatConfig) -> ModelRegistry:
+    def from_config(cls, config: ChatchatConfig, metrics: Metrics | None = None) -> ModelRegistry:
+        metrics = metrics or Metrics()
         created = int(time.time())
+        built = {
+            entry.name: build_model(index, entry, created, metrics)
+            for index, entry in enumerate(config.models)
+        }
         return cls(
-            [build_model(index, entry, created) for index, entry in enumerate(config.models)]
+            [_with_fallbacks(built[entry.name], entry, built) for entry in config.models], metrics
         )
 
     def get(self, name: str, kind: Kind | None = None) -> ServedModel:
@@ -73,37 +128,154 @@ class ModelRegistry:
     def __iter__(self) -> Iterator[ServedModel]:
         return iter(self._models.values())
 
+    async def aclose(self) -> None:
+        """Close every replica's HTTP clients and SDK sessions (the app's shutdown)."""
+        for served in self:
+            for replica in served.pool.replicas:
+                await _close(replica.model)
 
-def build_model(index: int, entry: ModelConfig, created: int) -> ServedModel:
-    """Construct one configured model; any failure becomes a `ConfigError` naming the entry."""
+
+def build_model(
+    index: int, entry: ModelConfig, created: int, metrics: Metrics | None = None
+) -> ServedModel:
+    """Construct one entry's replicas; any failure becomes a `ConfigError` naming the entry."""
     label = f'models[{index}] "{entry.name}"'
+    stats = (metrics or Metrics()).model(entry.name)
+    replicas, providers = [], []
+    for position, replica in enumerate(entry.replicas or [ReplicaConfig()]):
+        where = f"{label}.replicas[{position}]" if entry.replicas else label
+        provider, model, tag = _build_replica(where, entry, replica)
+        name = f"{position}:{tag}"
+        limit = replica.max_concurrency or entry.max_concurrency
+        replicas.append(Replica(position, name, model, limit, stats.replica(name)))
+        providers.append(provider)
+    chat = entry.kind == "chat"
+    pool = ReplicaPool(
+        entry.name,
+        replicas,
+        stats=stats,
+        max_queue=entry.max_queue,
+        queue_timeout=entry.queue_timeout,
+        max_failures=entry.health.max_failures,
+        cooldown=entry.health.cooldown,
+        observe=chat_usage_counter(stats) if chat else embedding_usage_counter(stats),
+    )
+    dispatcher = ChatDispatcher(pool) if chat else EmbeddingsDispatcher(pool)
+    runnable = dispatcher if isinstance(dispatcher, ChatDispatcher) else dispatcher.as_runnable()
+    return ServedModel(
+        name=entry.name,
+        kind=entry.kind,
+        provider=entry.provider or providers[0],
+        created=created,
+        dispatcher=dispatcher,
+        runnable=runnable,
+    )
+
+
+def _with_fallbacks(
+    served: ServedModel, entry: ModelConfig, built: dict[str, ServedModel]
+) -> ServedModel:
+    if not entry.fallbacks:
+        return served
+    fallbacks = tuple(built[name].dispatcher for name in entry.fallbacks)
+    assert isinstance(served.dispatcher, ChatDispatcher)
+    return dataclasses.replace(
+        served,
+        runnable=with_fallbacks(served.dispatcher, fallbacks),  # type: ignore[arg-type]
+        fallbacks=fallbacks,
+    )
+
+
+def _build_replica(where: str, entry: ModelConfig, replica: ReplicaConfig) -> tuple[str, Any, str]:
+    """(provider name, constructed model, label tag) for one replica."""
+    if replica.url is not None and replica.protocol == "langserve":
+        return "langserve", _langserve_replica(where, entry, replica), public_url(replica.url)
+    if replica.url is not None:
+        params = {"model": entry.name, **replica.params, "base_url": replica.url}
+        model = _construct(where, _REMOTE_OPENAI_PROVIDER, entry.kind, params, entry.timeout)
+        return _REMOTE_OPENAI_PROVIDER, model, public_url(replica.url)
+    provider = replica.provider or entry.provider
+    assert provider is not None  # the config's validation guarantees one
+    inherits = get_provider(provider).name == get_provider(entry.provider or provider).name
+    params = {**entry.params, **replica.params} if inherits else dict(replica.params)
+    return provider, _construct(where, provider, entry.kind, params, entry.timeout), provider
+
+
+def _construct(
+    where: str, provider: str, kind: Kind, params: dict[str, Any], timeout: TimeoutConfig
+) -> Any:
     try:
-        cls = get_provider(entry.provider).class_for(entry.kind)
+        cls = get_provider(provider).class_for(kind)
     except ImportError as error:
         raise ConfigError(
-            f"{label}: provider {entry.provider!r} cannot be imported ({error});"
-            " is its extra installed?"
+            f"{where}: provider {provider!r} cannot be imported ({error}); is its extra installed?"
         ) from None
-    if unknown := _unknown_params(cls, entry.params):
+    if unknown := _unknown_params(cls, params):
         raise ConfigError(
-            f"{label}.params: {cls.__name__} has no parameter(s) {', '.join(unknown)}"
+            f"{where}.params: {cls.__name__} has no parameter(s) {', '.join(unknown)}"
         )
+    params = _with_read_timeout(where, cls, params, timeout.read)
     try:
-        model = cls(**entry.params)
+        model = cls(**params)
     except ValidationError as error:
         details = describe_validation_error(error, {})
-        raise ConfigError(f"{label}.params: {details}") from None
+        raise ConfigError(f"{where}.params: {details}") from None
     except (ChatchatError, TypeError, ValueError) as error:
         message = error.message if isinstance(error, ChatchatError) else str(error)
-        raise ConfigError(f"{label}: {message}") from None
-    if not isinstance(model, _EXPECTED_TYPES[entry.kind]):
+        raise ConfigError(f"{where}: {message}") from None
+    if not isinstance(model, _EXPECTED_TYPES[kind]):
         raise ConfigError(
-            f"{label}: {cls.__name__} is not a {_EXPECTED_TYPES[entry.kind].__name__}, "
-            f"so it cannot serve kind {entry.kind!r}"
+            f"{where}: {cls.__name__} is not a {_EXPECTED_TYPES[kind].__name__}, "
+            f"so it cannot serve kind {kind!r}"
         )
-    return ServedModel(
-        name=entry.name, kind=entry.kind, provider=entry.provider, model=model, created=created
+    if timeout.connect is not None:
+        worker = getattr(model, "worker", None)
+        if not isinstance(worker, OpenAICompatibleClient):
+            raise ConfigError(
+                f"{where}: timeout.connect is not supported by {cls.__name__}, whose transport"
+                " has a single timeout (set timeout.read)"
+            )
+        worker.connect_timeout = timeout.connect
+    return model
+
+
+def _with_read_timeout(
+    where: str, cls: type, params: dict[str, Any], read: float | None
+) -> dict[str, Any]:
+    """`timeout.read` becomes the model's own `timeout`, unless its params set one."""
+    if read is None or {"timeout", "request_timeout"} & params.keys():
+        return params
+    if "timeout" not in getattr(cls, "model_fields", {}):
+        raise ConfigError(f"{where}: timeout.read is not supported by {cls.__name__}")
+    return {**params, "timeout": read}
+
+
+def _langserve_replica(where: str, entry: ModelConfig, replica: ReplicaConfig) -> LangServeReplica:
+    if entry.kind != "chat":
+        raise ConfigError(f"{where}: LangServe replicas can serve chat models only")
+    if unknown := sorted(replica.params.keys() - _LANGSERVE_PARAMS):
+        raise ConfigError(
+            f"{where}.params: a LangServe replica takes only `headers`, not {', '.join(unknown)}"
+        )
+    read = entry.timeout.read or _DEFAULT_READ_TIMEOUT
+    assert replica.url is not None
+    return LangServeReplica(
+        replica.url,
+        headers=replica.params.get("headers"),
+        timeout=httpx.Timeout(read, connect=entry.timeout.connect or read),
     )
+
+
+async def _close(model: Any) -> None:
+    """Close what a replica holds open: its worker's clients, or its own (LangServe)."""
+    target = getattr(model, "worker", model)
+    try:
+        if (aclose := getattr(target, "aclose", None)) is not None:
+            await aclose()
+        if (close := getattr(target, "close", None)) is not None:
+            close()
+    except Exception:  # shutdown goes on: one failing client must not keep the others open
+        logger.warning("closing %s failed", type(target).__name__, exc_info=True)
 
 
 def _unknown_params(cls: type, params: dict[str, Any]) -> list[str]:

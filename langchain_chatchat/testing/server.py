@@ -100,7 +100,7 @@ class BackgroundServer:
             self._app,
             http="h11",
             loop="asyncio",
-            lifespan="off",
+            lifespan="auto",  # as under `uvicorn`: the app's shutdown closes what it opened
             ws="none",
             log_config=None,
             access_log=False,

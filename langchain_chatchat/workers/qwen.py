@@ -20,6 +20,11 @@ import requests
 from dashscope import AioGeneration, Generation, TextEmbedding
 from dashscope.client.base_api import BaseAioApi
 
+try:  # newer SDKs keep one aiohttp session per event loop, and never close it themselves
+    from dashscope.api_entities.aio_session import close_shared_aio_session
+except ImportError:  # older SDKs open a session per call: nothing stays open
+    close_shared_aio_session = None
+
 from langchain_chatchat.workers.base import ChatWorker, EmbeddingWorker
 from langchain_chatchat.workers.errors import (
     AuthenticationError,
@@ -62,6 +67,12 @@ class _DashScopeClient:
             )
         self._api_key = api_key
         self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
+
+    async def aclose(self) -> None:
+        """Close the SDK's aiohttp session of the running event loop (shared by every DashScope
+        call on it), so a server's shutdown leaves no "Unclosed client session" behind."""
+        if close_shared_aio_session is not None:
+            await close_shared_aio_session()
 
     def _sdk_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"api_key": self._api_key, "base_address": self.base_url}

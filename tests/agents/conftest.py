@@ -75,7 +75,7 @@ def server_url(dashscope_emulator_session: DashScopeEmulator) -> Iterator[str]:
             ],
         }
     )
-    served = app.state.registry.get("qwen-turbo", "chat").model
+    served = app.state.registry.get("qwen-turbo", "chat").runnable
     translator = (
         ChatPromptTemplate.from_messages([("system", TRANSLATE_PROMPT), ("human", "{text}")])
         | served

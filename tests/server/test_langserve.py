@@ -109,3 +109,25 @@ def test_playground_is_served(server_url):
     response = httpx.get(f"{server_url}/qwen-plus/playground/", headers=AUTH)
     assert response.status_code == 200
     assert "text/html" in response.headers["content-type"]
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "content", "param"),
+    [
+        ("invoke", b'{"input": "hi", "config": null}', "config"),
+        ("stream", b'{"input": "hi", "config": 3}', "config"),
+        ("batch", b'{"inputs": "not a list"}', "inputs"),
+        ("batch", b'{"inputs": ["fine", {"unexpected": 1}]}', "inputs[1]"),
+        ("invoke", b'{"input": "\xff\xfe"}', None),
+    ],
+)
+def test_malformed_langserve_bodies_are_400_in_openai_shape(server_url, endpoint, content, param):
+    # LangServe 0.3 itself answers each of these with a 500; the server checks them first.
+    response = httpx.post(
+        f"{server_url}/qwen-plus/{endpoint}",
+        content=content,
+        headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error" and error["param"] == param

@@ -1,4 +1,4 @@
-"""POST /v1/chat/completions over the configured chat model's own `ainvoke`/`astream`."""
+"""POST /v1/chat/completions: the model's dispatcher `ainvoke`/`astream` (as LangServe calls it)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter
-from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import AIMessage
 from langchain_core.runnables import Runnable
 from starlette.responses import Response
@@ -16,7 +16,7 @@ from starlette.responses import Response
 from langchain_chatchat.server.openai import messages as convert
 from langchain_chatchat.server.openai.schemas import ChatCompletionRequest
 from langchain_chatchat.server.openai.streaming import ChunkStream, dumps, sse_response
-from langchain_chatchat.server.registry import ModelRegistry
+from langchain_chatchat.server.registry import ModelRegistry, ServedModel
 from langchain_chatchat.workers.errors import BadRequestError
 
 
@@ -25,7 +25,7 @@ def routes(registry: ModelRegistry) -> APIRouter:
 
     @router.post("/v1/chat/completions")
     async def create_chat_completion(body: ChatCompletionRequest) -> Response:
-        model = with_tools(registry.get(body.model, "chat").model, body)
+        model = with_tools(registry.get(body.model, "chat"), body)
         kwargs = body.invoke_kwargs()
         messages = convert.to_langchain(body.messages)  # type: ignore[arg-type]
         completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
@@ -42,22 +42,23 @@ def routes(registry: ModelRegistry) -> APIRouter:
 
 
 def with_tools(
-    model: BaseChatModel, body: ChatCompletionRequest
+    served: ServedModel, body: ChatCompletionRequest
 ) -> Runnable[LanguageModelInput, Any]:
-    """Bind the request's tools through the model's own `bind_tools`, which knows its provider."""
+    """Bind the request's tools through each replica model's own `bind_tools`, which knows its
+    provider."""
     if not body.tools:
         if body.tool_choice not in (None, "none"):
             raise BadRequestError(
                 "tool_choice is only allowed when tools are specified", param="tool_choice"
             )
-        return model
+        return served.runnable
     options: dict[str, Any] = {}
     if body.tool_choice is not None:
         options["tool_choice"] = body.tool_choice
     if body.parallel_tool_calls is not None:
         options["parallel_tool_calls"] = body.parallel_tool_calls
     try:
-        return model.bind_tools(body.tools, **options)
+        return served.bind_tools(body.tools, **options)
     except ValueError as error:  # e.g. tool_choice names a tool that is not in `tools`
         raise BadRequestError(str(error), param="tool_choice") from None
 

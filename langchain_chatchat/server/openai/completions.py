@@ -1,7 +1,7 @@
 """POST /v1/completions: legacy prompt strings, split into chat turns by the worker layer.
 
 The prompt goes through `workers.prompts.prompt_to_messages` (system prompt kept) and then the
-same chat model, `ainvoke`/`astream`, as /v1/chat/completions.
+same dispatcher, `ainvoke`/`astream`, as /v1/chat/completions.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def routes(registry: ModelRegistry) -> APIRouter:
 
     @router.post("/v1/completions")
     async def create_completion(body: CompletionRequest) -> Response:
-        model = registry.get(body.model, "chat").model
+        model = registry.get(body.model, "chat").runnable
         kwargs = body.invoke_kwargs()
         prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
         completion_id, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())

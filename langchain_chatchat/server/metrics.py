@@ -1,0 +1,184 @@
+"""Prometheus metrics for one app, served as text at GET /metrics.
+
+Each app has its own `CollectorRegistry`, so two apps in one process (tests, a user's own
+server) never collide. The hot path only increments counters whose label children were
+bound once: per replica when the registry is built, per route on first use. In-flight,
+queued and health gauges cost nothing per request: a collector reads the pools when scraped.
+
+    chatchat_http_requests_total{method, route, status}
+    chatchat_http_request_duration_seconds{method, route}        (histogram, until the last byte)
+    chatchat_upstream_requests_total{model, replica, outcome}    (ok | error | cancelled)
+    chatchat_upstream_errors_total{model, replica, error}        (the typed error's class)
+    chatchat_rejected_requests_total{model, reason}              (queue_full | queue_timeout)
+    chatchat_time_to_first_chunk_seconds{model}                   (histogram, streams)
+    chatchat_tokens_total{model, type}                           (input | output)
+    chatchat_replica_in_flight{model, replica}
+    chatchat_replica_healthy{model, replica}                     (0 while cooling down)
+    chatchat_model_queued{model}                                 (waiting for any replica)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from langchain_chatchat.server.pool import ReplicaPool
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_OUTCOMES = ("ok", "error", "cancelled")
+_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+_FIRST_CHUNK_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)
+
+
+class Metrics:
+    """Every metric of one app, and the label children bound for the hot path."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self._http_requests = Counter(
+            "chatchat_http_requests",
+            "HTTP requests, by route template and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self._http_seconds = Histogram(
+            "chatchat_http_request_duration_seconds",
+            "Time from request to the response's last byte (a whole stream).",
+            ["method", "route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.upstream_requests = Counter(
+            "chatchat_upstream_requests",
+            "Calls to a model replica, by outcome (cancelled: the client left).",
+            ["model", "replica", "outcome"],
+            registry=self.registry,
+        )
+        self.upstream_errors = Counter(
+            "chatchat_upstream_errors",
+            "Failed calls to a model replica, by error type.",
+            ["model", "replica", "error"],
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "chatchat_rejected_requests",
+            "Requests refused before reaching any replica, by reason.",
+            ["model", "reason"],
+            registry=self.registry,
+        )
+        self.first_chunk = Histogram(
+            "chatchat_time_to_first_chunk_seconds",
+            "Time until a streamed reply's first chunk, queueing and failover included.",
+            ["model"],
+            buckets=_FIRST_CHUNK_BUCKETS,
+            registry=self.registry,
+        )
+        self.tokens = Counter(
+            "chatchat_tokens",
+            "Tokens reported by the models.",
+            ["model", "type"],
+            registry=self.registry,
+        )
+        self._http_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def model(self, name: str) -> ModelStats:
+        return ModelStats(self, name)
+
+    def watch(self, pools: Iterable[ReplicaPool]) -> None:
+        """Report the pools' in-flight, queued and health gauges at each scrape."""
+        self.registry.register(_PoolCollector(tuple(pools)))
+
+    def observe_http(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        children = self._http_children.get(key)
+        if children is None:
+            children = self._http_children[key] = (
+                self._http_requests.labels(method, route, str(status)),
+                self._http_seconds.labels(method, route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class ModelStats:
+    """One model name's counters."""
+
+    def __init__(self, metrics: Metrics, model: str) -> None:
+        self._metrics = metrics
+        self.model = model
+        self.first_item = metrics.first_chunk.labels(model)
+        self._input_tokens = metrics.tokens.labels(model, "input")
+        self._output_tokens = metrics.tokens.labels(model, "output")
+
+    def replica(self, label: str) -> ReplicaStats:
+        return ReplicaStats(self._metrics, self.model, label)
+
+    def rejected(self, reason: str) -> Counter:
+        return self._metrics.rejected.labels(self.model, reason)
+
+    def count_tokens(self, input_tokens: int, output_tokens: int) -> None:
+        if input_tokens:
+            self._input_tokens.inc(input_tokens)
+        if output_tokens:
+            self._output_tokens.inc(output_tokens)
+
+
+class ReplicaStats:
+    """One replica's counters, the per-request ones bound in advance."""
+
+    __slots__ = ("_errors", "_labels", "_outcomes")
+
+    def __init__(self, metrics: Metrics, model: str, replica: str) -> None:
+        self._labels = (model, replica)
+        self._outcomes = {
+            outcome: metrics.upstream_requests.labels(model, replica, outcome)
+            for outcome in _OUTCOMES
+        }
+        self._errors = metrics.upstream_errors
+
+    def outcome(self, name: str) -> Counter:
+        return self._outcomes[name]
+
+    def error(self, kind: str) -> Counter:
+        return self._errors.labels(*self._labels, kind)
+
+
+class _PoolCollector(Collector):
+    """Gauges read from the pools at scrape time."""
+
+    def __init__(self, pools: tuple[ReplicaPool, ...]) -> None:
+        self._pools = pools
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        in_flight = GaugeMetricFamily(
+            "chatchat_replica_in_flight",
+            "Requests running on a replica.",
+            labels=["model", "replica"],
+        )
+        healthy = GaugeMetricFamily(
+            "chatchat_replica_healthy",
+            "1 when a replica takes traffic, 0 while it cools down after failures.",
+            labels=["model", "replica"],
+        )
+        queued = GaugeMetricFamily(
+            "chatchat_model_queued", "Requests waiting for a free replica slot.", labels=["model"]
+        )
+        now = time.monotonic()
+        for pool in self._pools:
+            queued.add_metric([pool.name], pool.queued)
+            for replica in pool.replicas:
+                in_flight.add_metric([pool.name, replica.label], replica.in_flight)
+                healthy.add_metric([pool.name, replica.label], float(replica.healthy(now)))
+        yield from (in_flight, healthy, queued)
