@@ -110,6 +110,24 @@ def registry() -> dict[str, Provider]:
     return table
 
 
+def register_provider(provider: Provider) -> None:
+    """Add (or replace) a provider in this process, for notebooks and tests.
+
+    Installed packages should declare an entry point instead, so every process sees them.
+    """
+    table = registry()
+    for name in (provider.name, *provider.aliases):
+        table[name] = provider
+
+
+def unregister_provider(provider: Provider) -> None:
+    """Undo `register_provider` (built-in and entry-point providers are not restored)."""
+    table = registry()
+    for name in (provider.name, *provider.aliases):
+        if table.get(name) is provider:
+            del table[name]
+
+
 def get_provider(name: str) -> Provider:
     try:
         return registry()[name]

@@ -15,7 +15,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessageChunk
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
-from langchain_chatchat.providers import Provider, registry
+from langchain_chatchat.providers import Provider, register_provider, unregister_provider
 from langchain_chatchat.server import create_app
 from langchain_chatchat.testing import BackgroundServer, DashScopeEmulator
 
@@ -43,9 +43,9 @@ class BrokenChatModel(BaseChatModel):
 def broken_provider() -> Iterator[str]:
     """A provider added at run time, as an entry point would: the server needs no change."""
     provider = Provider("broken-test", chat=f"{BrokenChatModel.__module__}:BrokenChatModel")
-    registry()[provider.name] = provider
+    register_provider(provider)
     yield provider.name
-    del registry()[provider.name]
+    unregister_provider(provider)
 
 
 def qwen_params(emulator: DashScopeEmulator, model: str, **extra: Any) -> dict[str, Any]:
