@@ -25,6 +25,7 @@ from langchain_core.callbacks import (
 )
 from langchain_core.globals import get_llm_cache
 from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
+from langchain_core.language_models.chat_models import agenerate_from_stream, generate_from_stream
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.output_parsers import (
     JsonOutputKeyToolsParser,
@@ -229,8 +230,7 @@ class ChatchatChatModel(BaseChatModel):
         if self.streaming or type(self)._agenerate is not ChatchatChatModel._agenerate:
             message = (await self._agenerate(messages, stop=stop, **kwargs)).generations[0].message
         else:  # `_agenerate` without the ChatResult it would wrap the message in
-            result = await self._worker.ainvoke(self._request(messages, stop, kwargs))
-            message = to_ai_message(result, self.provider)
+            message = await self._ainvoke_message(messages, stop, kwargs)
         if message.id is None:  # what LangChain's run manager would have named it
             message.id = f"{LC_ID_PREFIX}-{uuid.uuid4()}-0"
         return message  # type: ignore[return-value]
@@ -289,7 +289,7 @@ class ChatchatChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         if self.streaming:
-            return _merge_chunks(self._stream(messages, stop, run_manager, **kwargs))
+            return generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
         result = self._worker.invoke(self._request(messages, stop, kwargs))
         return ChatResult(generations=[ChatGeneration(message=to_ai_message(result, self.provider))])
 
@@ -301,10 +301,15 @@ class ChatchatChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         if self.streaming:
-            chunks = [chunk async for chunk in self._astream(messages, stop, run_manager, **kwargs)]
-            return _merge_chunks(iter(chunks))
+            return await agenerate_from_stream(self._astream(messages, stop, run_manager, **kwargs))
+        message = await self._ainvoke_message(messages, stop, kwargs)
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    async def _ainvoke_message(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> AIMessage:
         result = await self._worker.ainvoke(self._request(messages, stop, kwargs))
-        return ChatResult(generations=[ChatGeneration(message=to_ai_message(result, self.provider))])
+        return to_ai_message(result, self.provider)
 
     def _stream(
         self,
@@ -430,27 +435,3 @@ def _normalize_tool_choice(tool_choice: dict | str | bool, names: list[str]) -> 
     if tool_choice in ("auto", "none") or tool_choice in names:
         return tool_choice
     raise ValueError(f"tool_choice {tool_choice!r} is neither auto/none/any/required nor a bound tool ({names})")
-
-
-def _merge_chunks(chunks: Iterator[ChatGenerationChunk]) -> ChatResult:
-    merged: ChatGenerationChunk | None = None
-    for chunk in chunks:
-        merged = chunk if merged is None else merged + chunk
-    if merged is None:
-        raise ValueError("the provider returned an empty stream")
-    message = merged.message
-    return ChatResult(
-        generations=[
-            ChatGeneration(
-                message=AIMessage(
-                    content=message.content,
-                    additional_kwargs=message.additional_kwargs,
-                    tool_calls=message.tool_calls,
-                    invalid_tool_calls=message.invalid_tool_calls,
-                    usage_metadata=message.usage_metadata,
-                    response_metadata=message.response_metadata,
-                    id=message.id,
-                )
-            )
-        ]
-    )

@@ -238,3 +238,16 @@ def test_langchain_conventions(emulator):
         "ls_temperature": 0.5, "ls_max_tokens": 10, "ls_stop": ["x"],
     }
     assert llm._identifying_params["model_name"] == "qwen-plus"
+
+
+async def test_streaming_flag_makes_invoke_use_the_stream(emulator):
+    llm = ChatQwen(model="qwen-plus", api_key=emulator.api_key, base_url=emulator.base_url, streaming=True)
+    emulator.enqueue(Reply(text="one two three", usage={"input_tokens": 2, "output_tokens": 3}))
+    message = llm.invoke("count")
+    assert isinstance(message, AIMessage) and message.content == "one two three"
+    assert message.usage_metadata["total_tokens"] == 5
+    assert emulator.requests[-1].headers.get("x-dashscope-sse") == "enable"
+    emulator.enqueue(Reply(tool_calls=[ToolCallReply(name="add", arguments={"a": 2, "b": 3}, id="call_s")]))
+    called = await llm.bind_tools([add]).ainvoke("what is 2+3?")
+    assert called.tool_calls == [{"name": "add", "args": {"a": 2, "b": 3}, "id": "call_s", "type": "tool_call"}]
+    assert emulator.requests[-1].headers.get("x-dashscope-sse") == "enable"
