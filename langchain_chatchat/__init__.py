@@ -4,6 +4,7 @@ from langchain_chatchat.chat_models import (
     ChatArk,
     ChatAzureOpenAI,
     ChatBaichuan,
+    ChatchatChatModel,
     ChatDeepSeek,
     ChatMiniMax,
     ChatMoonshot,
@@ -12,7 +13,6 @@ from langchain_chatchat.chat_models import (
     ChatQwen,
     ChatSpark,
     ChatZhipu,
-    ChatchatChatModel,
 )
 from langchain_chatchat.embeddings import (
     ArkEmbeddings,

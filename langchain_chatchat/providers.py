@@ -50,7 +50,16 @@ BUILTIN_PROVIDERS: tuple[Provider, ...] = (
         "openai_compatible",
         chat="langchain_chatchat.chat_models.openai_compatible:ChatOpenAICompatible",
         embeddings="langchain_chatchat.embeddings.openai_compatible:OpenAICompatibleEmbeddings",
-        aliases=("openai-compatible", "vllm", "ollama", "xinference", "localai", "one-api", "oneapi", "lmstudio"),
+        aliases=(
+            "openai-compatible",
+            "vllm",
+            "ollama",
+            "xinference",
+            "localai",
+            "one-api",
+            "oneapi",
+            "lmstudio",
+        ),
     ),
     Provider(
         "zhipu",
@@ -71,7 +80,9 @@ BUILTIN_PROVIDERS: tuple[Provider, ...] = (
         aliases=("volcengine", "doubao", "fangzhou"),
     ),
     Provider("deepseek", chat="langchain_chatchat.chat_models.deepseek:ChatDeepSeek"),
-    Provider("moonshot", chat="langchain_chatchat.chat_models.moonshot:ChatMoonshot", aliases=("kimi",)),
+    Provider(
+        "moonshot", chat="langchain_chatchat.chat_models.moonshot:ChatMoonshot", aliases=("kimi",)
+    ),
     Provider(
         "minimax",
         chat="langchain_chatchat.chat_models.minimax:ChatMiniMax",
@@ -84,7 +95,12 @@ BUILTIN_PROVIDERS: tuple[Provider, ...] = (
         embeddings="langchain_chatchat.embeddings.baichuan:BaichuanEmbeddings",
         aliases=("baichuan-api",),
     ),
-    Provider("spark", chat="langchain_chatchat.chat_models.spark:ChatSpark", embeddings="langchain_chatchat.embeddings.spark:SparkEmbeddings", aliases=("xinghuo", "iflytek", "xinghuo-api")),
+    Provider(
+        "spark",
+        chat="langchain_chatchat.chat_models.spark:ChatSpark",
+        embeddings="langchain_chatchat.embeddings.spark:SparkEmbeddings",
+        aliases=("xinghuo", "iflytek", "xinghuo-api"),
+    ),
     Provider(
         "azure",
         chat="langchain_chatchat.chat_models.azure:ChatAzureOpenAI",
@@ -101,7 +117,9 @@ def registry() -> dict[str, Provider]:
     for entry in entry_points(group="langchain_chatchat.providers"):
         provider = entry.load()
         if not isinstance(provider, Provider):
-            raise TypeError(f"entry point {entry.name!r} must load a langchain_chatchat.providers.Provider")
+            raise TypeError(
+                f"entry point {entry.name!r} must load a langchain_chatchat.providers.Provider"
+            )
         providers.append(provider)
     table: dict[str, Provider] = {}
     for provider in providers:

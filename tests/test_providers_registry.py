@@ -3,7 +3,12 @@
 import pytest
 
 from langchain_chatchat import ChatQwen, QwenEmbeddings
-from langchain_chatchat.providers import Provider, get_provider, register_provider, unregister_provider
+from langchain_chatchat.providers import (
+    Provider,
+    get_provider,
+    register_provider,
+    unregister_provider,
+)
 
 
 def test_builtins_and_aliases_resolve_lazily():
@@ -20,10 +25,15 @@ def test_unknown_provider_and_missing_kind_are_clear():
 
 
 def test_register_and_unregister_at_run_time():
-    acme = Provider("acme-test", chat="langchain_chatchat.chat_models.qwen:ChatQwen", aliases=("acme-alias",))
+    acme = Provider(
+        "acme-test", chat="langchain_chatchat.chat_models.qwen:ChatQwen", aliases=("acme-alias",)
+    )
     register_provider(acme)
     try:
-        assert get_provider("acme-alias") is acme and get_provider("acme-test").class_for("chat") is ChatQwen
+        assert (
+            get_provider("acme-alias") is acme
+            and get_provider("acme-test").class_for("chat") is ChatQwen
+        )
     finally:
         unregister_provider(acme)
     with pytest.raises(LookupError):

@@ -66,7 +66,16 @@ from langchain_chatchat.workers.base import ChatWorker
 from langchain_chatchat.workers.types import ChatRequest
 
 # Call-time keyword arguments that map onto ChatRequest fields; anything else goes to `extra`.
-_REQUEST_FIELDS = ("temperature", "top_p", "max_tokens", "seed", "tools", "tool_choice", "response_format", "user")
+_REQUEST_FIELDS = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "seed",
+    "tools",
+    "tool_choice",
+    "response_format",
+    "user",
+)
 # Tracing-only keyword arguments LangChain's own path removes before calling the provider.
 _TRACING_KWARGS = ("ls_structured_output_format", "structured_output_format")
 
@@ -157,7 +166,9 @@ class ChatchatChatModel(BaseChatModel):
         return params
 
     # -- request building ------------------------------------------------------------------
-    def _request(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]) -> ChatRequest:
+    def _request(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> ChatRequest:
         params = {**self._default_params(), **kwargs}
         params.pop("stream", None)
         model = params.pop("model", None) or params.pop("model_name", None) or self.model
@@ -186,14 +197,17 @@ class ChatchatChatModel(BaseChatModel):
         ):
             return False
         if cached and (
-            isinstance(self.cache, BaseCache) or self.cache is True
+            isinstance(self.cache, BaseCache)
+            or self.cache is True
             or (self.cache is None and get_llm_cache() is not None)
         ):
             return False
         if self.verbose or _has_handlers(config.get("callbacks")) or _has_handlers(self.callbacks):
             return False
         if _configure_hooks is None:  # pragma: no cover
-            manager = AsyncCallbackManager.configure(config.get("callbacks"), self.callbacks, self.verbose)
+            manager = AsyncCallbackManager.configure(
+                config.get("callbacks"), self.callbacks, self.verbose
+            )
             return not manager.handlers
         # The rest of `configure`'s sources of handlers, checked without building a manager
         # (a fifth of the cost); tests/robustness/test_fast_path.py holds the two in step.
@@ -206,7 +220,9 @@ class ChatchatChatModel(BaseChatModel):
             for var, _, cls, env in _configure_hooks
         )
 
-    def _fast_messages(self, input: LanguageModelInput, kwargs: dict[str, Any]) -> list[BaseMessage]:
+    def _fast_messages(
+        self, input: LanguageModelInput, kwargs: dict[str, Any]
+    ) -> list[BaseMessage]:
         for name in _TRACING_KWARGS:
             kwargs.pop(name, None)
         if isinstance(input, list) and all(isinstance(message, BaseMessage) for message in input):
@@ -291,7 +307,9 @@ class ChatchatChatModel(BaseChatModel):
         if self.streaming:
             return generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
         result = self._worker.invoke(self._request(messages, stop, kwargs))
-        return ChatResult(generations=[ChatGeneration(message=to_ai_message(result, self.provider))])
+        return ChatResult(
+            generations=[ChatGeneration(message=to_ai_message(result, self.provider))]
+        )
 
     async def _agenerate(
         self,
@@ -350,7 +368,9 @@ class ChatchatChatModel(BaseChatModel):
         a tool name, or OpenAI's {"type": "function", "function": {"name": ...}}."""
         formatted = [convert_to_openai_tool(tool) for tool in tools]
         if tool_choice is not None and tool_choice is not False:
-            kwargs["tool_choice"] = _normalize_tool_choice(tool_choice, [t["function"]["name"] for t in formatted])
+            kwargs["tool_choice"] = _normalize_tool_choice(
+                tool_choice, [t["function"]["name"] for t in formatted]
+            )
         if parallel_tool_calls is not None:
             kwargs["parallel_tool_calls"] = parallel_tool_calls
         return super().bind(tools=formatted, **kwargs)
@@ -372,15 +392,24 @@ class ChatchatChatModel(BaseChatModel):
             if schema is None:
                 raise ValueError("method='function_calling' needs a schema")
             tool_name = convert_to_openai_tool(schema)["function"]["name"]
-            llm = self.bind_tools([schema], tool_choice=tool_name, ls_structured_output_format={"kwargs": {"method": method}, "schema": schema})
+            llm = self.bind_tools(
+                [schema],
+                tool_choice=tool_name,
+                ls_structured_output_format={"kwargs": {"method": method}, "schema": schema},
+            )
             parser: Runnable = (
                 PydanticToolsParser(tools=[schema], first_tool_only=True)
                 if is_pydantic
                 else JsonOutputKeyToolsParser(key_name=tool_name, first_tool_only=True)
             )
         elif method == "json_mode":
-            llm = self.bind(response_format={"type": "json_object"}, ls_structured_output_format={"kwargs": {"method": method}, "schema": schema})
-            parser = PydanticOutputParser(pydantic_object=schema) if is_pydantic else JsonOutputParser()
+            llm = self.bind(
+                response_format={"type": "json_object"},
+                ls_structured_output_format={"kwargs": {"method": method}, "schema": schema},
+            )
+            parser = (
+                PydanticOutputParser(pydantic_object=schema) if is_pydantic else JsonOutputParser()
+            )
         elif method == "json_schema":
             if schema is None:
                 raise ValueError("method='json_schema' needs a schema")
@@ -394,15 +423,26 @@ class ChatchatChatModel(BaseChatModel):
                     **({"strict": strict} if strict is not None else {}),
                 },
             }
-            llm = self.bind(response_format=response_format, ls_structured_output_format={"kwargs": {"method": method}, "schema": json_schema})
-            parser = PydanticOutputParser(pydantic_object=schema) if is_pydantic else JsonOutputParser()
+            llm = self.bind(
+                response_format=response_format,
+                ls_structured_output_format={"kwargs": {"method": method}, "schema": json_schema},
+            )
+            parser = (
+                PydanticOutputParser(pydantic_object=schema) if is_pydantic else JsonOutputParser()
+            )
         else:
-            raise ValueError(f"unknown method {method!r}; use function_calling, json_mode or json_schema")
+            raise ValueError(
+                f"unknown method {method!r}; use function_calling, json_mode or json_schema"
+            )
         if not include_raw:
             return llm | parser
-        parse = RunnablePassthrough.assign(parsed=itemgetter("raw") | parser, parsing_error=lambda _: None)
+        parse = RunnablePassthrough.assign(
+            parsed=itemgetter("raw") | parser, parsing_error=lambda _: None
+        )
         fallback = RunnablePassthrough.assign(parsed=lambda _: None)
-        return RunnableMap(raw=llm) | parse.with_fallbacks([fallback], exception_key="parsing_error")
+        return RunnableMap(raw=llm) | parse.with_fallbacks(
+            [fallback], exception_key="parsing_error"
+        )
 
 
 def _type_errors_invalid(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
@@ -434,4 +474,6 @@ def _normalize_tool_choice(tool_choice: dict | str | bool, names: list[str]) -> 
         tool_choice = tool_choice.get("function", {}).get("name") or tool_choice.get("name", "")
     if tool_choice in ("auto", "none") or tool_choice in names:
         return tool_choice
-    raise ValueError(f"tool_choice {tool_choice!r} is neither auto/none/any/required nor a bound tool ({names})")
+    raise ValueError(
+        f"tool_choice {tool_choice!r} is neither auto/none/any/required nor a bound tool ({names})"
+    )

@@ -10,10 +10,12 @@ from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
     BaseMessage,
-    ChatMessage as LCChatMessage,
     HumanMessage,
     SystemMessage,
     ToolMessage,
+)
+from langchain_core.messages import (
+    ChatMessage as LCChatMessage,
 )
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.messages.tool import tool_call_chunk
@@ -22,7 +24,15 @@ from langchain_core.output_parsers.openai_tools import make_invalid_tool_call, p
 from langchain_chatchat.workers.errors import BadRequestError
 from langchain_chatchat.workers.types import ChatDelta, ChatMessage, ChatResult, ToolCall, Usage
 
-_ROLES = {"system": "system", "developer": "system", "user": "user", "human": "user", "assistant": "assistant", "ai": "assistant", "tool": "tool"}
+_ROLES = {
+    "system": "system",
+    "developer": "system",
+    "user": "user",
+    "human": "user",
+    "assistant": "assistant",
+    "ai": "assistant",
+    "tool": "tool",
+}
 
 
 def to_worker_messages(messages: Sequence[BaseMessage]) -> list[ChatMessage]:
@@ -41,17 +51,27 @@ def _to_worker_message(message: BaseMessage) -> ChatMessage:
             content=_text(message.content),
             name=name,
             tool_calls=[
-                ToolCall(id=call["id"] or f"call_{i}", name=call["name"], arguments=json.dumps(call["args"], ensure_ascii=False))
+                ToolCall(
+                    id=call["id"] or f"call_{i}",
+                    name=call["name"],
+                    arguments=json.dumps(call["args"], ensure_ascii=False),
+                )
                 for i, call in enumerate(message.tool_calls)
             ],
             reasoning_content=message.additional_kwargs.get("reasoning_content"),
         )
     if isinstance(message, ToolMessage):
         content = message.content
-        text = content if isinstance(content, str) else _text(content) or json.dumps(content, ensure_ascii=False)
+        text = (
+            content
+            if isinstance(content, str)
+            else _text(content) or json.dumps(content, ensure_ascii=False)
+        )
         return ChatMessage(role="tool", content=text, tool_call_id=message.tool_call_id, name=name)
     if isinstance(message, LCChatMessage) and message.role in _ROLES:
-        return ChatMessage(role=_ROLES[message.role], content=_text_or_parts(message.content), name=name)
+        return ChatMessage(
+            role=_ROLES[message.role], content=_text_or_parts(message.content), name=name
+        )
     raise BadRequestError(f"unsupported message type {message.type!r}", param="messages")
 
 
@@ -106,7 +126,9 @@ def usage_metadata(usage: Usage) -> UsageMetadata:
     return metadata
 
 
-def _response_metadata(model: str | None, finish_reason: str | None, request_id: str | None, provider: str) -> dict[str, Any]:
+def _response_metadata(
+    model: str | None, finish_reason: str | None, request_id: str | None, provider: str
+) -> dict[str, Any]:
     return {
         "model_name": model,
         "finish_reason": finish_reason,
@@ -130,7 +152,9 @@ def to_ai_message(result: ChatResult, provider: str) -> AIMessage:
         tool_calls=tool_calls,
         invalid_tool_calls=invalid,
         usage_metadata=usage_metadata(result.usage) if result.usage else None,
-        response_metadata=_response_metadata(result.model, result.finish_reason, result.request_id, provider),
+        response_metadata=_response_metadata(
+            result.model, result.finish_reason, result.request_id, provider
+        ),
         id=result.request_id,
     )
 
@@ -145,6 +169,10 @@ def to_ai_chunk(delta: ChatDelta, provider: str) -> AIMessageChunk:
             for piece in delta.tool_calls
         ],
         usage_metadata=usage_metadata(delta.usage) if delta.usage else None,
-        response_metadata=_response_metadata(delta.model, delta.finish_reason, delta.request_id, provider) if final else {},
+        response_metadata=_response_metadata(
+            delta.model, delta.finish_reason, delta.request_id, provider
+        )
+        if final
+        else {},
         chunk_position="last" if final else None,
     )

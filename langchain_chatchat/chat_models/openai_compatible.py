@@ -14,7 +14,10 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, Field, SecretStr, model_validator
 
 from langchain_chatchat.chat_models.base import ChatchatChatModel
-from langchain_chatchat.workers.openai_compatible import OpenAICompatibleClient, OpenAICompatibleWorker
+from langchain_chatchat.workers.openai_compatible import (
+    OpenAICompatibleClient,
+    OpenAICompatibleWorker,
+)
 
 
 class OpenAIConnection(BaseModel):

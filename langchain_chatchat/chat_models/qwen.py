@@ -26,9 +26,12 @@ class ChatQwen(ChatchatChatModel):
 
     model: str = Field(default="qwen-plus", alias="model_name")
     api_key: SecretStr | None = Field(
-        alias="dashscope_api_key", default_factory=secret_from_env("DASHSCOPE_API_KEY", default=None)
+        alias="dashscope_api_key",
+        default_factory=secret_from_env("DASHSCOPE_API_KEY", default=None),
     )
-    base_url: str = Field(default_factory=from_env("DASHSCOPE_HTTP_BASE_URL", default=DEFAULT_BASE_URL))
+    base_url: str = Field(
+        default_factory=from_env("DASHSCOPE_HTTP_BASE_URL", default=DEFAULT_BASE_URL)
+    )
     """DashScope HTTP base such as `https://dashscope.aliyuncs.com/api/v1`."""
     enable_thinking: bool | None = None
     """Hybrid-thinking models (Qwen3): return reasoning in `additional_kwargs["reasoning_content"]`."""

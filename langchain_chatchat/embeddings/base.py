@@ -64,7 +64,9 @@ class ChatchatEmbeddings(BaseModel, Embeddings):
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
         if not texts:
             return []
-        return (await self._worker.aembed(self._request(texts, "document"), self.batch_size)).vectors
+        return (
+            await self._worker.aembed(self._request(texts, "document"), self.batch_size)
+        ).vectors
 
     async def aembed_with_usage(self, texts: list[str]) -> EmbeddingResult:
         """Document vectors plus token usage, which the `Embeddings` interface cannot return."""

@@ -19,9 +19,12 @@ class QwenEmbeddings(ChatchatEmbeddings):
 
     model: str = Field(default="text-embedding-v3", alias="model_name")
     api_key: SecretStr | None = Field(
-        alias="dashscope_api_key", default_factory=secret_from_env("DASHSCOPE_API_KEY", default=None)
+        alias="dashscope_api_key",
+        default_factory=secret_from_env("DASHSCOPE_API_KEY", default=None),
     )
-    base_url: str = Field(default_factory=from_env("DASHSCOPE_HTTP_BASE_URL", default=DEFAULT_BASE_URL))
+    base_url: str = Field(
+        default_factory=from_env("DASHSCOPE_HTTP_BASE_URL", default=DEFAULT_BASE_URL)
+    )
 
     provider: ClassVar[str] = "qwen"
 

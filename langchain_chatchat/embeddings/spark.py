@@ -48,9 +48,13 @@ class SparkEmbeddings(ChatchatEmbeddings):
     )
     api_secret: SecretStr | None = Field(
         alias="spark_api_secret",
-        default_factory=secret_from_env(["IFLYTEK_SPARK_API_SECRET", "SPARK_API_SECRET"], default=None),
+        default_factory=secret_from_env(
+            ["IFLYTEK_SPARK_API_SECRET", "SPARK_API_SECRET"], default=None
+        ),
     )
-    base_url: str = Field(default_factory=from_env("IFLYTEK_SPARK_EMBEDDING_BASE_URL", default=DEFAULT_BASE_URL))
+    base_url: str = Field(
+        default_factory=from_env("IFLYTEK_SPARK_EMBEDDING_BASE_URL", default=DEFAULT_BASE_URL)
+    )
     """The service URL, ``https://emb-cn-huabei-1.xf-yun.com/`` by default."""
 
     provider: ClassVar[str] = "spark"

@@ -407,7 +407,8 @@ class DashScopeEmulator(EmulatorBase):
             )
         output = {
             "embeddings": [
-                {"text_index": i, "embedding": embed_text(t, dimension)} for i, t in enumerate(texts)
+                {"text_index": i, "embedding": embed_text(t, dimension)}
+                for i, t in enumerate(texts)
             ]
         }
         usage = {"total_tokens": sum(count_tokens(t) for t in texts)}

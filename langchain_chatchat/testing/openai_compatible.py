@@ -74,7 +74,9 @@ class OpenAICompatibleEmulator(EmulatorBase):
             Route(root + "/models", self._models, methods=["GET"]),
         ]
         if self.profile.embeddings_path:
-            routes.append(Route(root + self.profile.embeddings_path, self._embeddings, methods=["POST"]))
+            routes.append(
+                Route(root + self.profile.embeddings_path, self._embeddings, methods=["POST"])
+            )
         self._serve(Starlette(routes=routes))
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -86,25 +88,39 @@ class OpenAICompatibleEmulator(EmulatorBase):
     # -- request handling ----------------------------------------------------------------------------
     def _call(self, request: Request, record: RecordedRequest) -> Call:
         profile = self.profile
-        call = Call(body=record.body or {}, headers=request.headers, query=request.query_params, api_key=self.api_key)
+        call = Call(
+            body=record.body or {},
+            headers=request.headers,
+            query=request.query_params,
+            api_key=self.api_key,
+        )
         if not profile.authenticate(call):
             raise ApiError(*profile.auth_error)
         if record.body is None:
-            raise ApiError(400, profile.invalid_code, "We could not parse the JSON body of your request.")
+            raise ApiError(
+                400, profile.invalid_code, "We could not parse the JSON body of your request."
+            )
         if not record.body.get("model") and "{deployment}" not in profile.base_path:
             raise ApiError(400, profile.invalid_code, "you must provide a model parameter")
         return call
 
     def _error(self, error: ApiError, record: RecordedRequest) -> TimedResponse:
-        status, body = self.profile.error_body(error.status, error.code, error.message, record.request_id)
+        status, body = self.profile.error_body(
+            error.status, error.code, error.message, record.request_id
+        )
         headers = self.profile.rate_limit_headers if status == 429 else {}
         return _respond(status, _dumps(body), record, headers=headers)
 
     async def _models(self, request: Request) -> TimedResponse:
         record = await self._record(request, f"req-{uuid.uuid4().hex[:24]}")
-        if not self.profile.authenticate(Call({}, request.headers, request.query_params, self.api_key)):
+        if not self.profile.authenticate(
+            Call({}, request.headers, request.query_params, self.api_key)
+        ):
             return self._error(ApiError(*self.profile.auth_error), record)
-        data = [{"id": name, "object": "model", "owned_by": self.profile.name} for name in ("emulator-chat", "emulator-embedding")]
+        data = [
+            {"id": name, "object": "model", "owned_by": self.profile.name}
+            for name in ("emulator-chat", "emulator-embedding")
+        ]
         return _respond(200, _dumps({"object": "list", "data": data}), record)
 
     async def _chat(self, request: Request) -> TimedResponse:
@@ -126,15 +142,31 @@ class OpenAICompatibleEmulator(EmulatorBase):
             pieces = [(reply.first_chunk_delay, payload)]
             abort = None
             if isinstance(item, Reply) and item.drop_after_chunks is not None:
-                pieces, abort = [(reply.first_chunk_delay, payload[: len(payload) // 2]), (0.0, payload[len(payload) // 2 :])], 1
-            return TimedResponse(200, [("content-type", _JSON)], pieces, hang=hang, abort_after=abort, on_disconnect=record.mark_disconnected)
+                pieces, abort = (
+                    [
+                        (reply.first_chunk_delay, payload[: len(payload) // 2]),
+                        (0.0, payload[len(payload) // 2 :]),
+                    ],
+                    1,
+                )
+            return TimedResponse(
+                200,
+                [("content-type", _JSON)],
+                pieces,
+                hang=hang,
+                abort_after=abort,
+                on_disconnect=record.mark_disconnected,
+            )
 
         events = [_sse(chunk) for chunk in render.chunks()]
         if isinstance(item, Fault):  # some chunks, then the provider's in-stream error
             events = events[: item.after_chunks] + [_sse(self._stream_error(item, record))]
         elif self.profile.sse_done:
             events.append(b"data: [DONE]\n\n")
-        pieces = [(reply.first_chunk_delay if i == 0 else reply.chunk_delay, event) for i, event in enumerate(events)]
+        pieces = [
+            (reply.first_chunk_delay if i == 0 else reply.chunk_delay, event)
+            for i, event in enumerate(events)
+        ]
         return TimedResponse(
             200,
             [("content-type", _SSE), ("cache-control", "no-cache")],
@@ -147,7 +179,9 @@ class OpenAICompatibleEmulator(EmulatorBase):
     def _stream_error(self, fault: Fault, record: RecordedRequest) -> dict[str, Any]:
         if self.profile.stream_error is not None:
             return self.profile.stream_error(fault.code, fault.message, record.request_id)
-        return self.profile.error_body(fault.status, fault.code, fault.message, record.request_id)[1]
+        return self.profile.error_body(fault.status, fault.code, fault.message, record.request_id)[
+            1
+        ]
 
     def _default_reply(self, body: Mapping[str, Any]) -> Reply:
         tool_choice = body.get("tool_choice")
@@ -173,27 +207,41 @@ class OpenAICompatibleEmulator(EmulatorBase):
         for position, message in enumerate(messages):
             role = message.get("role") if isinstance(message, dict) else None
             if role not in _ROLES:
-                raise ApiError(400, invalid, f"Invalid value for 'messages[{position}].role': {role!r}")
+                raise ApiError(
+                    400, invalid, f"Invalid value for 'messages[{position}].role': {role!r}"
+                )
             if role == "assistant":
                 called = {c.get("id") for c in message.get("tool_calls") or []}
             elif role == "tool" and message.get("tool_call_id") not in called:
                 raise ApiError(
-                    400, invalid, "messages with role 'tool' must be a response to a preceding message with 'tool_calls'"
+                    400,
+                    invalid,
+                    "messages with role 'tool' must be a response to a preceding message with 'tool_calls'",
                 )
         if body.get("stream_options") is not None and not body.get("stream"):
-            raise ApiError(400, invalid, "The 'stream_options' parameter is only allowed when 'stream' is enabled.")
+            raise ApiError(
+                400,
+                invalid,
+                "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            )
         choice = body.get("tool_choice")
         if choice is not None:
             form = "named" if isinstance(choice, dict) else choice
             if form not in profile.tool_choices:
                 raise ApiError(400, invalid, f"tool_choice {choice!r} is not supported")
             if not body.get("tools"):
-                raise ApiError(400, invalid, "tool_choice is only allowed when 'tools' are specified")
+                raise ApiError(
+                    400, invalid, "tool_choice is only allowed when 'tools' are specified"
+                )
         kind = (body.get("response_format") or {}).get("type")
         if kind not in (None, "text") and kind not in profile.response_formats:
             raise ApiError(400, invalid, f"response_format type {kind!r} is not supported")
         if kind == "json_object" and profile.json_word_required and json_word_missing(body):
-            raise ApiError(400, invalid, "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'.")
+            raise ApiError(
+                400,
+                invalid,
+                "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'.",
+            )
         stop = body.get("stop")
         if isinstance(stop, list) and profile.max_stop is not None and len(stop) > profile.max_stop:
             raise ApiError(400, invalid, f"'stop' accepts at most {profile.max_stop} sequences")
@@ -215,11 +263,23 @@ class OpenAICompatibleEmulator(EmulatorBase):
         vectors = [embed_text(text, dimension) for text in texts]
         tokens = sum(count_tokens(text) for text in texts)
         if profile.embedding_style == "minimax":
-            answer: dict[str, Any] = {"vectors": vectors, "total_tokens": tokens, **profile.envelope(record.request_id)}
+            answer: dict[str, Any] = {
+                "vectors": vectors,
+                "total_tokens": tokens,
+                **profile.envelope(record.request_id),
+            }
         else:
-            data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
+            data = [
+                {"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)
+            ]
             usage = {"prompt_tokens": tokens, "total_tokens": tokens}
-            answer = {"object": "list", "data": data, "model": body.get("model"), "usage": usage, "id": record.request_id}
+            answer = {
+                "object": "list",
+                "data": data,
+                "model": body.get("model"),
+                "usage": usage,
+                "id": record.request_id,
+            }
         return _respond(200, _dumps(answer), record, hang=hang)
 
     def _embedding_texts(self, call: Call) -> list[str]:
@@ -227,29 +287,52 @@ class OpenAICompatibleEmulator(EmulatorBase):
         if profile.embedding_style == "minimax":
             texts = body.get("texts")
             if body.get("type") not in ("db", "query"):
-                raise ApiError(400, profile.invalid_code, "invalid params, type should be db or query")
+                raise ApiError(
+                    400, profile.invalid_code, "invalid params, type should be db or query"
+                )
             if not call.query.get("GroupId"):
-                raise ApiError(400, profile.invalid_code, "invalid params, GroupId is required")  # unverified wording
+                raise ApiError(
+                    400, profile.invalid_code, "invalid params, GroupId is required"
+                )  # unverified wording
         else:
             texts = body.get("input")
             texts = [texts] if isinstance(texts, str) else texts
-        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) and t for t in texts):
-            raise ApiError(400, profile.invalid_code, "input must be a non-empty string or array of non-empty strings")
+        if (
+            not isinstance(texts, list)
+            or not texts
+            or not all(isinstance(t, str) and t for t in texts)
+        ):
+            raise ApiError(
+                400,
+                profile.invalid_code,
+                "input must be a non-empty string or array of non-empty strings",
+            )
         limit = profile.batch_limit(str(body.get("model")))
         if len(texts) > limit:
-            raise ApiError(400, profile.invalid_code, f"too many inputs: at most {limit} texts per request")
+            raise ApiError(
+                400, profile.invalid_code, f"too many inputs: at most {limit} texts per request"
+            )
         return texts
 
 
 class _Render:
     """A `Reply` in the profile's JSON and SSE shapes."""
 
-    def __init__(self, profile: Profile, body: Mapping[str, Any], reply: Reply, request_id: str, prompt_tokens: int) -> None:
+    def __init__(
+        self,
+        profile: Profile,
+        body: Mapping[str, Any],
+        reply: Reply,
+        request_id: str,
+        prompt_tokens: int,
+    ) -> None:
         self.profile = profile
         self.body = body
         self.reply = reply
         self.request_id = request_id
-        self.calls = [(c.id or new_tool_call_id(), c.name, c.arguments_json()) for c in reply.tool_calls]
+        self.calls = [
+            (c.id or new_tool_call_id(), c.name, c.arguments_json()) for c in reply.tool_calls
+        ]
         self.usage = _usage(reply, prompt_tokens)
         self.head = {
             "id": request_id,
@@ -264,26 +347,62 @@ class _Render:
             message[self.profile.reasoning_key] = self.reply.reasoning
         if self.calls:
             message["tool_calls"] = [
-                {"index": i, "id": cid, "type": "function", "function": {"name": name, "arguments": args}}
+                {
+                    "index": i,
+                    "id": cid,
+                    "type": "function",
+                    "function": {"name": name, "arguments": args},
+                }
                 for i, (cid, name, args) in enumerate(self.calls)
             ]
         return message
 
     def completion(self) -> dict[str, Any]:
-        choice = {"index": 0, "message": self.message(), "finish_reason": self.reply.resolved_finish_reason}
+        choice = {
+            "index": 0,
+            "message": self.message(),
+            "finish_reason": self.reply.resolved_finish_reason,
+        }
         return {**self.head, "object": "chat.completion", "choices": [choice], "usage": self.usage}
 
     def chunks(self) -> list[dict[str, Any]]:
         chunks: list[dict[str, Any]] = []
         if self.profile.prompt_filter_chunk:  # Azure opens with the prompt's filter results
-            results = {k: {"filtered": False, "severity": "safe"} for k in ("hate", "self_harm", "sexual", "violence")}
-            chunks.append({"id": "", "object": "", "created": 0, "model": "", "choices": [],
-                           "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": results}]})
+            results = {
+                k: {"filtered": False, "severity": "safe"}
+                for k in ("hate", "self_harm", "sexual", "violence")
+            }
+            chunks.append(
+                {
+                    "id": "",
+                    "object": "",
+                    "created": 0,
+                    "model": "",
+                    "choices": [],
+                    "prompt_filter_results": [
+                        {"prompt_index": 0, "content_filter_results": results}
+                    ],
+                }
+            )
         deltas = [{self.profile.reasoning_key: t} for t in split_tokens(self.reply.reasoning)]
         deltas += [{"content": t} for t in split_tokens(self.reply.text)]
         for index, (cid, name, args) in enumerate(self.calls):
-            deltas.append({"tool_calls": [{"index": index, "id": cid, "type": "function", "function": {"name": name, "arguments": ""}}]})
-            deltas += [{"tool_calls": [{"index": index, "function": {"arguments": piece}}]} for piece in split_tokens(args)]
+            deltas.append(
+                {
+                    "tool_calls": [
+                        {
+                            "index": index,
+                            "id": cid,
+                            "type": "function",
+                            "function": {"name": name, "arguments": ""},
+                        }
+                    ]
+                }
+            )
+            deltas += [
+                {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
+                for piece in split_tokens(args)
+            ]
         if not self.profile.tool_call_index:  # pieces then say which call they belong to by id only
             for delta in deltas:
                 for piece in delta.get("tool_calls", ()):
@@ -294,7 +413,9 @@ class _Render:
         mode = self.profile.usage_mode
         if mode == "snapshot":  # MiniMax: the whole message again, with the real usage
             choice = {"index": 0, "message": self.message(), "finish_reason": finish}
-            chunks.append({**self.head, "object": "chat.completion", "choices": [choice], "usage": self.usage})
+            chunks.append(
+                {**self.head, "object": "chat.completion", "choices": [choice], "usage": self.usage}
+            )
             return chunks
         last = self._chunk({}, finish)
         if mode == "final_chunk":
@@ -303,7 +424,9 @@ class _Render:
             last["choices"][0]["usage"] = self.usage
         chunks.append(last)
         if mode == "include_usage" and (self.body.get("stream_options") or {}).get("include_usage"):
-            chunks.append({**self.head, "object": "chat.completion.chunk", "choices": [], "usage": self.usage})
+            chunks.append(
+                {**self.head, "object": "chat.completion.chunk", "choices": [], "usage": self.usage}
+            )
         return chunks
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
@@ -315,9 +438,15 @@ def _usage(reply: Reply, prompt_tokens: int) -> dict[str, Any]:
     override = dict(reply.usage or {})
     reasoning = override.get("reasoning_tokens", count_tokens(reply.reasoning))
     calls = sum(count_tokens(c.name) + count_tokens(c.arguments_json()) for c in reply.tool_calls)
-    completion = override.get("output_tokens", count_tokens(reply.text) + count_tokens(reply.reasoning) + calls)
+    completion = override.get(
+        "output_tokens", count_tokens(reply.text) + count_tokens(reply.reasoning) + calls
+    )
     prompt = override.get("input_tokens", prompt_tokens)
-    usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
     if reply.reasoning:
         usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
     return usage
@@ -326,7 +455,11 @@ def _usage(reply: Reply, prompt_tokens: int) -> dict[str, Any]:
 def _prompt_tokens(body: Mapping[str, Any]) -> int:
     messages: Sequence[Mapping[str, Any]] = body.get("messages") or []
     tokens = sum(count_tokens(message_text(m)) for m in messages)
-    tokens += sum(count_tokens(json.dumps(m.get("tool_calls"), ensure_ascii=False)) for m in messages if m.get("tool_calls"))
+    tokens += sum(
+        count_tokens(json.dumps(m.get("tool_calls"), ensure_ascii=False))
+        for m in messages
+        if m.get("tool_calls")
+    )
     if body.get("tools"):
         tokens += count_tokens(json.dumps(body["tools"], ensure_ascii=False))
     return max(tokens, 1)
@@ -341,7 +474,14 @@ def _sse(payload: Mapping[str, Any]) -> bytes:
 
 
 def _respond(
-    status: int, body: bytes, record: RecordedRequest, *, hang: float = 0.0, headers: Mapping[str, str] | None = None
+    status: int,
+    body: bytes,
+    record: RecordedRequest,
+    *,
+    hang: float = 0.0,
+    headers: Mapping[str, str] | None = None,
 ) -> TimedResponse:
     head = [("content-type", _JSON), *(headers or {}).items()]
-    return TimedResponse(status, head, [(0.0, body)], hang=hang, on_disconnect=record.mark_disconnected)
+    return TimedResponse(
+        status, head, [(0.0, body)], hang=hang, on_disconnect=record.mark_disconnected
+    )

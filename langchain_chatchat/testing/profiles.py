@@ -310,7 +310,11 @@ def _alternating_check(call: Call) -> None:
         if role == "system" or (role == "tool" and previous == "tool"):
             continue
         if side != expected:
-            raise ApiError(400, "invalid_messages", "the role of messages must alternate between user and assistant")
+            raise ApiError(
+                400,
+                "invalid_messages",
+                "the role of messages must alternate between user and assistant",
+            )
         expected, previous = ("assistant" if side == "user" else "user"), role
 
 

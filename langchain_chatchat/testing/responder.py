@@ -29,7 +29,14 @@ from typing import Any
 
 from langchain_chatchat.testing.script import Reply, ToolCallReply
 
-__all__ = ["Responder", "apply_limits", "count_tokens", "embed_text", "message_text", "split_tokens"]
+__all__ = [
+    "Responder",
+    "apply_limits",
+    "count_tokens",
+    "embed_text",
+    "message_text",
+    "split_tokens",
+]
 
 Message = Mapping[str, Any]
 

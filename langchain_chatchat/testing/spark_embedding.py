@@ -68,7 +68,10 @@ __all__ = ["SparkEmbeddingEmulator"]
 
 MAX_TOKENS = 2048
 GATEWAY_NO_AUTH = (401, "Unauthorized")
-GATEWAY_NO_DATE = (401, "HMAC signature cannot be verified, a valid date or x-date header is required for HMAC Authentication")
+GATEWAY_NO_DATE = (
+    401,
+    "HMAC signature cannot be verified, a valid date or x-date header is required for HMAC Authentication",
+)
 GATEWAY_BAD_SIGNATURE = (401, "HMAC signature does not match")
 GATEWAY_SKEW = (403, "HMAC signature cannot be verified")
 CODE_INVALID = 10163
@@ -144,11 +147,24 @@ class SparkEmbeddingEmulator(EmulatorBase):
         item, hang = self._take()
         if isinstance(item, Fault):
             if item.code.lstrip("-").isdigit():
-                return self._respond(item.status, self._envelope(int(item.code), item.message, sid), record, hang)
+                return self._respond(
+                    item.status, self._envelope(int(item.code), item.message, sid), record, hang
+                )
             return self._respond(item.status, {"message": item.message}, record, hang)
-        feature = {"encoding": "utf8", "compress": "raw", "format": "plain", "seq": "0", "status": "2",
-                   "text": encode_vector(self.vector(text, domain))}
-        return self._respond(200, {**self._envelope(0, "success", sid), "payload": {"feature": feature}}, record, hang)
+        feature = {
+            "encoding": "utf8",
+            "compress": "raw",
+            "format": "plain",
+            "seq": "0",
+            "status": "2",
+            "text": encode_vector(self.vector(text, domain)),
+        }
+        return self._respond(
+            200,
+            {**self._envelope(0, "success", sid), "payload": {"feature": feature}},
+            record,
+            hang,
+        )
 
     def _authenticate(self, request: Request) -> None:
         query = request.query_params
@@ -164,7 +180,11 @@ class SparkEmbeddingEmulator(EmulatorBase):
         if abs(self.clock() - sent_at) > self.max_skew:
             raise _gateway(GATEWAY_SKEW)
         try:
-            fields = dict(_AUTH_FIELD.findall(base64.b64decode(query["authorization"], validate=True).decode()))
+            fields = dict(
+                _AUTH_FIELD.findall(
+                    base64.b64decode(query["authorization"], validate=True).decode()
+                )
+            )
         except (binascii.Error, UnicodeDecodeError):
             raise _gateway(GATEWAY_BAD_SIGNATURE) from None
         host = query.get("host") or ""
@@ -191,14 +211,18 @@ class SparkEmbeddingEmulator(EmulatorBase):
         emb = (body.get("parameter") or {}).get("emb") or {}
         domain = emb.get("domain")
         if domain not in ("para", "query"):
-            raise _error(CODE_INVALID, f"$.parameter.emb.domain must be query or para, got {domain!r}", sid)
+            raise _error(
+                CODE_INVALID, f"$.parameter.emb.domain must be query or para, got {domain!r}", sid
+            )
         encoded = ((body.get("payload") or {}).get("messages") or {}).get("text")
         try:
             document = json.loads(base64.b64decode(encoded, validate=True))
             messages = document["messages"]
             text = messages[-1]["content"]
         except (TypeError, ValueError, KeyError, IndexError, binascii.Error):
-            raise _error(CODE_INVALID, "$.payload.messages.text must be base64 of {\"messages\": [...]}", sid) from None
+            raise _error(
+                CODE_INVALID, '$.payload.messages.text must be base64 of {"messages": [...]}', sid
+            ) from None
         if not isinstance(text, str) or not text:
             raise _error(CODE_INVALID, "message content must be a non-empty string", sid)
         if count_tokens(text) > MAX_TOKENS:
@@ -211,9 +235,17 @@ class SparkEmbeddingEmulator(EmulatorBase):
         return {"header": {"code": code, "message": message, "sid": sid}}
 
     @staticmethod
-    def _respond(status: int, body: Mapping[str, Any], record: RecordedRequest, hang: float = 0.0) -> TimedResponse:
+    def _respond(
+        status: int, body: Mapping[str, Any], record: RecordedRequest, hang: float = 0.0
+    ) -> TimedResponse:
         payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        return TimedResponse(status, [("content-type", _JSON)], [(0.0, payload)], hang=hang, on_disconnect=record.mark_disconnected)
+        return TimedResponse(
+            status,
+            [("content-type", _JSON)],
+            [(0.0, payload)],
+            hang=hang,
+            on_disconnect=record.mark_disconnected,
+        )
 
 
 def _error(code: int, message: str, sid: str) -> _Reject:

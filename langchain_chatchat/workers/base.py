@@ -107,7 +107,11 @@ class ChatWorker(WorkerBase, ABC):
     def prepare(self, request: ChatRequest) -> ChatRequest:
         """Validate a request before any network traffic, so bad input fails fast and typed."""
         if request.tools and not self.message_rules.tools:
-            raise BadRequestError(f"{self.provider} does not support tool calling", provider=self.provider, param="tools")
+            raise BadRequestError(
+                f"{self.provider} does not support tool calling",
+                provider=self.provider,
+                param="tools",
+            )
         return replace(request, messages=self.validate_messages(request.messages))
 
     def validate_messages(self, messages: list[ChatMessage]) -> list[ChatMessage]:
@@ -172,7 +176,9 @@ class ChatWorker(WorkerBase, ABC):
                     f"got {role} where {expected} was expected"
                 )
             if role == "tool" and previous not in ("assistant", "tool"):
-                raise self._bad_messages("a tool message must follow the assistant message that called the tool")
+                raise self._bad_messages(
+                    "a tool message must follow the assistant message that called the tool"
+                )
             expected = "assistant" if role == "user" else "user"
             previous = role
 
@@ -220,7 +226,9 @@ class EmbeddingWorker(WorkerBase, ABC):
         ]
         return _join(results, request.model)
 
-    async def aembed(self, request: EmbeddingRequest, batch_size: int | None = None) -> EmbeddingResult:
+    async def aembed(
+        self, request: EmbeddingRequest, batch_size: int | None = None
+    ) -> EmbeddingResult:
         gate = asyncio.Semaphore(self.max_concurrent_batches)
 
         async def run(batch: EmbeddingRequest) -> EmbeddingResult:
@@ -233,7 +241,10 @@ class EmbeddingWorker(WorkerBase, ABC):
     def _batches(self, request: EmbeddingRequest, batch_size: int | None) -> list[EmbeddingRequest]:
         limit = self.batch_limit(request.model)
         size = min(batch_size or limit, limit)
-        return [replace(request, texts=request.texts[i : i + size]) for i in range(0, len(request.texts), size)]
+        return [
+            replace(request, texts=request.texts[i : i + size])
+            for i in range(0, len(request.texts), size)
+        ]
 
 
 def _join(results: list[EmbeddingResult], model: str) -> EmbeddingResult:

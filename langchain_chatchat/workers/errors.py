@@ -62,7 +62,9 @@ class ChatchatError(Exception):
             parts.append(f"({details})")
         return " ".join(parts)
 
-    def __reduce__(self):  # keep keyword-only attributes through pickling (multiprocessing, LangServe)
+    def __reduce__(
+        self,
+    ):  # keep keyword-only attributes through pickling (multiprocessing, LangServe)
         return (_rebuild_error, (type(self), self.message, self.__dict__.copy()))
 
 
@@ -155,5 +157,7 @@ def error_for_status(status: int, message: str, **kwargs) -> ChatchatError:
     if status == 504:
         return UpstreamTimeoutError(message, **kwargs)
     if status >= 500:
-        return UpstreamUnavailableError(message, status_code=502 if status == 500 else status, **kwargs)
+        return UpstreamUnavailableError(
+            message, status_code=502 if status == 500 else status, **kwargs
+        )
     return BadRequestError(message, status_code=400, **kwargs)

@@ -75,7 +75,12 @@ class _MiniMaxClient(OpenAICompatibleClient):
         status = (body.get("base_resp") or {}) if isinstance(body, Mapping) else {}
         code = status.get("status_code")
         if code not in (None, 0, "0"):
-            error = {"error": {"code": str(code), "message": status.get("status_msg") or f"MiniMax error {code}"}}
+            error = {
+                "error": {
+                    "code": str(code),
+                    "message": status.get("status_msg") or f"MiniMax error {code}",
+                }
+            }
             raise self.error_from_response(400, error, headers or {})
         super().check_body(body, headers)
 
@@ -97,7 +102,9 @@ class MiniMaxWorker(_MiniMaxClient, OpenAICompatibleWorker):
         return ChatDelta(
             text=_new_suffix(reader.text, message.get("content") or ""),
             reasoning=_new_suffix(reader.reasoning, message.get("reasoning_content") or ""),
-            tool_calls=[] if reader.tool_calls_seen else [tool_call_delta(c, i) for i, c in enumerate(calls)],
+            tool_calls=[]
+            if reader.tool_calls_seen
+            else [tool_call_delta(c, i) for i, c in enumerate(calls)],
         )
 
 
@@ -110,6 +117,8 @@ class MiniMaxEmbeddingWorker(_MiniMaxClient, OpenAICompatibleEmbeddingWorker):
         kind = "query" if request.text_type == "query" else "db"
         return {"model": request.model, "texts": request.texts, "type": kind, **request.extra}
 
-    def parse_embeddings(self, body: Any, headers: Mapping[str, str], request: EmbeddingRequest) -> EmbeddingResult:
+    def parse_embeddings(
+        self, body: Any, headers: Mapping[str, str], request: EmbeddingRequest
+    ) -> EmbeddingResult:
         usage = {"total_tokens": body.get("total_tokens") or 0}
         return self._result(body.get("vectors") or [], usage, body, headers, request)

@@ -118,10 +118,14 @@ class OpenAICompatibleClient(WorkerBase):
         super().__init__(timeout=timeout, max_retries=max_retries)
         base_url = base_url or self.default_base_url
         if not base_url:
-            raise BadRequestError(f"{self.provider}: base_url is required", provider=self.provider, param="base_url")
+            raise BadRequestError(
+                f"{self.provider}: base_url is required", provider=self.provider, param="base_url"
+            )
         if self.api_key_required and not api_key:
             hint = f" or set {self.api_key_env}" if self.api_key_env else ""
-            raise AuthenticationError(f"no {self.provider} API key: pass api_key=...{hint}", provider=self.provider)
+            raise AuthenticationError(
+                f"no {self.provider} API key: pass api_key=...{hint}", provider=self.provider
+            )
         self._api_key = api_key
         self.base_url = base_url.rstrip("/")
         self._default_headers = dict(default_headers or {})
@@ -131,9 +135,9 @@ class OpenAICompatibleClient(WorkerBase):
         `timeout.connect`); set before the first request, when the clients are built."""
         self._client: httpx.Client | None = None
         self._client_lock = threading.Lock()
-        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._async_clients: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, aiohttp.ClientSession
+        ] = weakref.WeakKeyDictionary()
 
     # -- request plumbing --------------------------------------------------------------------
     def auth_headers(self) -> dict[str, str]:
@@ -175,7 +179,9 @@ class OpenAICompatibleClient(WorkerBase):
     def _aiohttp_timeout(self) -> aiohttp.ClientTimeout:
         """`timeout` bounds the connect and every wait for data, never the whole reply."""
         connect = self.timeout if self.connect_timeout is None else self.connect_timeout
-        return aiohttp.ClientTimeout(total=None, connect=connect, sock_connect=connect, sock_read=self.timeout)
+        return aiohttp.ClientTimeout(
+            total=None, connect=connect, sock_connect=connect, sock_read=self.timeout
+        )
 
     def close(self) -> None:
         with self._client_lock:
@@ -209,7 +215,9 @@ class OpenAICompatibleClient(WorkerBase):
 
     async def _apost(self, path: str, payload: dict[str, Any]) -> tuple[Any, Mapping[str, str]]:
         with self._transport_errors():
-            async with self.async_http_client().post(self.url(path), **self._aiohttp_kwargs(payload)) as response:
+            async with self.async_http_client().post(
+                self.url(path), **self._aiohttp_kwargs(payload)
+            ) as response:
                 content = await response.read()
         return self._checked_body(response.status, content, response.headers), response.headers
 
@@ -222,7 +230,9 @@ class OpenAICompatibleClient(WorkerBase):
             raise self.error_from_response(status, body, headers)
         if not isinstance(body, (dict, list)):
             raise UpstreamUnavailableError(
-                f"{self.provider} sent a malformed response body", provider=self.provider, status_code=502
+                f"{self.provider} sent a malformed response body",
+                provider=self.provider,
+                status_code=502,
             )
         self.check_body(body, headers)
         return body
@@ -231,13 +241,18 @@ class OpenAICompatibleClient(WorkerBase):
     def _transport_errors(self) -> Iterator[None]:
         try:
             yield
-        except (httpx.TimeoutException, TimeoutError) as error:  # aiohttp's timeouts are TimeoutErrors
+        except (
+            httpx.TimeoutException,
+            TimeoutError,
+        ) as error:  # aiohttp's timeouts are TimeoutErrors
             raise UpstreamTimeoutError(
-                f"{self.provider} did not answer in time ({type(error).__name__})", provider=self.provider
+                f"{self.provider} did not answer in time ({type(error).__name__})",
+                provider=self.provider,
             ) from error
         except (httpx.TransportError, aiohttp.ClientError) as error:
             raise UpstreamUnavailableError(
-                f"{self.provider} connection failed ({type(error).__name__})", provider=self.provider
+                f"{self.provider} connection failed ({type(error).__name__})",
+                provider=self.provider,
             ) from error
 
     # -- errors -----------------------------------------------------------------------------
@@ -256,7 +271,9 @@ class OpenAICompatibleClient(WorkerBase):
                 return headers[name]
         return None
 
-    def error_from_response(self, status: int, body: Any, headers: Mapping[str, str]) -> ChatchatError:
+    def error_from_response(
+        self, status: int, body: Any, headers: Mapping[str, str]
+    ) -> ChatchatError:
         code, kind, message = _error_fields(body)
         message = message or f"{self.provider} returned HTTP {status}"
         kwargs: dict[str, Any] = {
@@ -270,16 +287,26 @@ class OpenAICompatibleClient(WorkerBase):
             return error_for_status(status, message, **kwargs)
         return error_class(message, **kwargs)
 
-    def classify_error(self, status: int, code: str | None, kind: str | None, message: str) -> type[ChatchatError]:
+    def classify_error(
+        self, status: int, code: str | None, kind: str | None, message: str
+    ) -> type[ChatchatError]:
         """The typed error for a provider error: its code table first, then the message, then the
         HTTP status (`ChatchatError` means "decide by status")."""
-        keys = (code, code.split(".")[0] if code else None, kind)  # "RateLimitExceeded.EndpointRPMExceeded"
-        mapped = next((self.error_codes[key] for key in keys if key and key in self.error_codes), None)
+        keys = (
+            code,
+            code.split(".")[0] if code else None,
+            kind,
+        )  # "RateLimitExceeded.EndpointRPMExceeded"
+        mapped = next(
+            (self.error_codes[key] for key in keys if key and key in self.error_codes), None
+        )
         if mapped is not None and mapped is not BadRequestError:
             return mapped
         if "content_filter" in (code, kind):
             return ContentFilterError
-        if "context_length_exceeded" in (code, kind) or (status in (400, 413, 422) and _CONTEXT_LENGTH.search(message)):
+        if "context_length_exceeded" in (code, kind) or (
+            status in (400, 413, 422) and _CONTEXT_LENGTH.search(message)
+        ):
             return ContextLengthError
         if mapped is not None:
             return mapped
@@ -352,7 +379,11 @@ class OpenAICompatibleWorker(OpenAICompatibleClient, ChatWorker):
             item["name"] = message.name
         if message.tool_calls:
             item["tool_calls"] = [
-                {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
                 for call in message.tool_calls
             ]
             if not message.text():
@@ -360,12 +391,15 @@ class OpenAICompatibleWorker(OpenAICompatibleClient, ChatWorker):
         if message.role == "tool":
             item["tool_call_id"] = message.tool_call_id
         if message.reasoning_content and (
-            self.echo_reasoning == "always" or (self.echo_reasoning == "tool_calls" and message.tool_calls)
+            self.echo_reasoning == "always"
+            or (self.echo_reasoning == "tool_calls" and message.tool_calls)
         ):
             item["reasoning_content"] = message.reasoning_content
         return item
 
-    def convert_tool_choice(self, tools: list[dict[str, Any]], choice: str | None) -> dict[str, Any]:
+    def convert_tool_choice(
+        self, tools: list[dict[str, Any]], choice: str | None
+    ) -> dict[str, Any]:
         """`tools` and `tool_choice` in the forms this provider accepts.
 
         A forced tool is sent as OpenAI's named choice where supported; otherwise only that tool
@@ -380,15 +414,26 @@ class OpenAICompatibleWorker(OpenAICompatibleClient, ChatWorker):
         if choice in ("auto", "none", "required"):
             if choice == "required" and "required" not in allowed:
                 choice = "auto"
-            return {"tools": tools, "tool_choice": choice} if choice in allowed else {"tools": tools}
+            return (
+                {"tools": tools, "tool_choice": choice} if choice in allowed else {"tools": tools}
+            )
         named = [tool for tool in tools if tool.get("function", {}).get("name") == choice]
         if not named:
-            raise BadRequestError(f"tool_choice {choice!r} names no bound tool", provider=self.provider, param="tool_choice")
+            raise BadRequestError(
+                f"tool_choice {choice!r} names no bound tool",
+                provider=self.provider,
+                param="tool_choice",
+            )
         if "named" in allowed:
-            return {"tools": tools, "tool_choice": {"type": "function", "function": {"name": choice}}}
+            return {
+                "tools": tools,
+                "tool_choice": {"type": "function", "function": {"name": choice}},
+            }
         logger.debug("%s cannot force a named tool; offering only %r", self.provider, choice)
         fallback = "required" if "required" in allowed else "auto"
-        return {"tools": named, "tool_choice": fallback} if fallback in allowed else {"tools": named}
+        return (
+            {"tools": named, "tool_choice": fallback} if fallback in allowed else {"tools": named}
+        )
 
     # -- transport ----------------------------------------------------------------------------
     def _call(self, request: ChatRequest) -> Iterator[ChatDelta]:
@@ -397,12 +442,17 @@ class OpenAICompatibleWorker(OpenAICompatibleClient, ChatWorker):
             body, headers = self._post(self.chat_path, payload)
             yield self.parse_completion(body, headers, request)
             return
-        with self._transport_errors(), self.http_client().stream(
-            "POST", self.url(self.chat_path), **self._request_kwargs(payload)
-        ) as response:
+        with (
+            self._transport_errors(),
+            self.http_client().stream(
+                "POST", self.url(self.chat_path), **self._request_kwargs(payload)
+            ) as response,
+        ):
             if not _is_event_stream(response):
                 response.read()
-                yield self.parse_completion(self._json_or_raise(response), response.headers, request)
+                yield self.parse_completion(
+                    self._json_or_raise(response), response.headers, request
+                )
                 return
             reader = StreamReader(self, request, response.headers)
             for event in EventSource(response).iter_sse():
@@ -419,8 +469,12 @@ class OpenAICompatibleWorker(OpenAICompatibleClient, ChatWorker):
             async with self.async_http_client().post(
                 self.url(self.chat_path), **self._aiohttp_kwargs(payload)
             ) as response:
-                if response.status >= 400 or "text/event-stream" not in response.headers.get("content-type", ""):
-                    body = self._checked_body(response.status, await response.read(), response.headers)
+                if response.status >= 400 or "text/event-stream" not in response.headers.get(
+                    "content-type", ""
+                ):
+                    body = self._checked_body(
+                        response.status, await response.read(), response.headers
+                    )
                     yield self.parse_completion(body, response.headers, request)
                     return
                 reader = StreamReader(self, request, response.headers)
@@ -431,7 +485,9 @@ class OpenAICompatibleWorker(OpenAICompatibleClient, ChatWorker):
                     yield delta
 
     # -- response translation --------------------------------------------------------------------
-    def parse_completion(self, body: dict[str, Any], headers: Mapping[str, str], request: ChatRequest) -> ChatDelta:
+    def parse_completion(
+        self, body: dict[str, Any], headers: Mapping[str, str], request: ChatRequest
+    ) -> ChatDelta:
         """A whole (non-streamed) reply as one final delta."""
         choices = body.get("choices") or []
         if not choices:
@@ -442,7 +498,10 @@ class OpenAICompatibleWorker(OpenAICompatibleClient, ChatWorker):
             )
         choice = choices[0]
         message = choice.get("message") or {}
-        calls = [tool_call_delta(call, position) for position, call in enumerate(message.get("tool_calls") or [])]
+        calls = [
+            tool_call_delta(call, position)
+            for position, call in enumerate(message.get("tool_calls") or [])
+        ]
         return ChatDelta(
             text=_content_text(message.get("content")),
             reasoning=_reasoning_text(message),
@@ -459,17 +518,24 @@ class OpenAICompatibleWorker(OpenAICompatibleClient, ChatWorker):
         return ChatDelta(
             text=_content_text(piece.get("content")),
             reasoning=_reasoning_text(piece),
-            tool_calls=[reader.tool_call_piece(call, position) for position, call in enumerate(piece.get("tool_calls") or [])],
+            tool_calls=[
+                reader.tool_call_piece(call, position)
+                for position, call in enumerate(piece.get("tool_calls") or [])
+            ],
         )
 
     def finish_reason(self, raw: Any, has_tool_calls: bool = False) -> FinishReason | None:
         if not raw or raw == "null":
             return None
         if raw == "network_error":  # Zhipu: the model side failed mid-reply
-            raise UpstreamUnavailableError(f"{self.provider} reported a network error mid-reply", provider=self.provider)
+            raise UpstreamUnavailableError(
+                f"{self.provider} reported a network error mid-reply", provider=self.provider
+            )
         reason = _FINISH_REASONS.get(str(raw))
         if reason is None:
-            logger.debug("%s sent unknown finish_reason %r; treating it as stop", self.provider, raw)
+            logger.debug(
+                "%s sent unknown finish_reason %r; treating it as stop", self.provider, raw
+            )
             reason = "stop"
         return "tool_calls" if reason == "stop" and has_tool_calls else reason
 
@@ -477,7 +543,9 @@ class OpenAICompatibleWorker(OpenAICompatibleClient, ChatWorker):
 class StreamReader:
     """Per-stream state: tool-call pieces, and the finish reason and usage held for the end."""
 
-    def __init__(self, worker: OpenAICompatibleWorker, request: ChatRequest, headers: Mapping[str, str]) -> None:
+    def __init__(
+        self, worker: OpenAICompatibleWorker, request: ChatRequest, headers: Mapping[str, str]
+    ) -> None:
         self.worker = worker
         self.model = request.model
         self.request_id = worker.request_id_of(None, headers)
@@ -499,7 +567,10 @@ class StreamReader:
             return
         chunk = _decode(raw)
         if not isinstance(chunk, dict):
-            raise UpstreamUnavailableError(f"{self.worker.provider} sent a malformed stream chunk", provider=self.worker.provider)
+            raise UpstreamUnavailableError(
+                f"{self.worker.provider} sent a malformed stream chunk",
+                provider=self.worker.provider,
+            )
         self.worker.check_body(chunk)
         self.request_id = self.worker.request_id_of(chunk) or self.request_id
         self.model = chunk.get("model") or self.model
@@ -513,12 +584,20 @@ class StreamReader:
             self.text += delta.text
             self.reasoning += delta.reasoning
             self.tool_calls_seen = self.tool_calls_seen or bool(delta.tool_calls)
-            self.finish_reason = self.worker.finish_reason(choice.get("finish_reason"), self.tool_calls_seen) or self.finish_reason
+            self.finish_reason = (
+                self.worker.finish_reason(choice.get("finish_reason"), self.tool_calls_seen)
+                or self.finish_reason
+            )
             if delta.text or delta.reasoning or delta.tool_calls:
                 yield delta
 
     def finish_delta(self) -> ChatDelta:
-        return ChatDelta(finish_reason=self.finish_reason, usage=self.usage, request_id=self.request_id, model=self.model)
+        return ChatDelta(
+            finish_reason=self.finish_reason,
+            usage=self.usage,
+            request_id=self.request_id,
+            model=self.model,
+        )
 
     def finish(self) -> Iterator[ChatDelta]:
         if self.finish_reason is None:
@@ -562,12 +641,21 @@ class OpenAICompatibleEmbeddingWorker(OpenAICompatibleClient, EmbeddingWorker):
         payload.update(request.extra)
         return payload
 
-    def parse_embeddings(self, body: Any, headers: Mapping[str, str], request: EmbeddingRequest) -> EmbeddingResult:
+    def parse_embeddings(
+        self, body: Any, headers: Mapping[str, str], request: EmbeddingRequest
+    ) -> EmbeddingResult:
         items = sorted(body.get("data") or [], key=lambda item: item.get("index", 0))
-        return self._result([item["embedding"] for item in items], body.get("usage"), body, headers, request)
+        return self._result(
+            [item["embedding"] for item in items], body.get("usage"), body, headers, request
+        )
 
     def _result(
-        self, vectors: list[list[float]], raw_usage: Any, body: Any, headers: Mapping[str, str], request: EmbeddingRequest
+        self,
+        vectors: list[list[float]],
+        raw_usage: Any,
+        body: Any,
+        headers: Mapping[str, str],
+        request: EmbeddingRequest,
     ) -> EmbeddingResult:
         request_id = self.request_id_of(body, headers)
         if len(vectors) != len(request.texts):
@@ -578,8 +666,13 @@ class OpenAICompatibleEmbeddingWorker(OpenAICompatibleClient, EmbeddingWorker):
             )
         usage = parse_usage(raw_usage)
         if usage is not None:
-            usage = Usage(input_tokens=usage.input_tokens or usage.total_tokens, total_tokens=usage.total_tokens)
-        return EmbeddingResult(vectors=vectors, usage=usage, request_id=request_id, model=request.model)
+            usage = Usage(
+                input_tokens=usage.input_tokens or usage.total_tokens,
+                total_tokens=usage.total_tokens,
+            )
+        return EmbeddingResult(
+            vectors=vectors, usage=usage, request_id=request_id, model=request.model
+        )
 
     def _embed_batch(self, request: EmbeddingRequest) -> EmbeddingResult:
         body, headers = self._post(self.embeddings_path, self.embedding_payload(request))
@@ -603,7 +696,11 @@ def parse_usage(raw: Any) -> Usage | None:
     prompt_details = raw.get("prompt_tokens_details") or {}
     completion_details = raw.get("completion_tokens_details") or {}
     cached = prompt_details.get("cached_tokens") if isinstance(prompt_details, Mapping) else None
-    reasoning = completion_details.get("reasoning_tokens") if isinstance(completion_details, Mapping) else None
+    reasoning = (
+        completion_details.get("reasoning_tokens")
+        if isinstance(completion_details, Mapping)
+        else None
+    )
     return Usage(
         input_tokens=prompt,
         output_tokens=completion,
@@ -618,7 +715,12 @@ def tool_call_delta(call: Mapping[str, Any], index: int) -> ToolCallDelta:
     arguments = function.get("arguments")
     if isinstance(arguments, (dict, list)):  # a few servers send parsed arguments
         arguments = json.dumps(arguments, ensure_ascii=False)
-    return ToolCallDelta(index=index, id=call.get("id") or None, name=function.get("name") or None, arguments=arguments or "")
+    return ToolCallDelta(
+        index=index,
+        id=call.get("id") or None,
+        name=function.get("name") or None,
+        arguments=arguments or "",
+    )
 
 
 def _content_text(content: Any) -> str:
@@ -688,7 +790,9 @@ class _Connector(aiohttp.TCPConnector):
 
 
 def _is_event_stream(response: httpx.Response) -> bool:
-    return response.status_code < 400 and "text/event-stream" in response.headers.get("content-type", "")
+    return response.status_code < 400 and "text/event-stream" in response.headers.get(
+        "content-type", ""
+    )
 
 
 def _status_of(error: Any) -> int:
@@ -719,7 +823,11 @@ def _error_fields(body: Any) -> tuple[str | None, str | None, str | None]:
         message = json.dumps(message, ensure_ascii=False)
     code = error.get("code")
     kind = error.get("type")
-    return (str(code) if code not in (None, "") else None), (str(kind) if kind else None), (str(message) if message else None)
+    return (
+        (str(code) if code not in (None, "") else None),
+        (str(kind) if kind else None),
+        (str(message) if message else None),
+    )
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:

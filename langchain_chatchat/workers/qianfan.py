@@ -51,7 +51,9 @@ class QianfanWorker(_QianfanClient, OpenAICompatibleWorker):
     back-to-back user (or assistant) turns are merged — Chatchat 0.2 sent them as they were and
     then crashed on the error body (`KeyError: 'choices'`) on the second turn."""
 
-    message_rules: ClassVar[MessageRules] = MessageRules(merge_consecutive=True, alternate=True, images=True)
+    message_rules: ClassVar[MessageRules] = MessageRules(
+        merge_consecutive=True, alternate=True, images=True
+    )
     response_formats: ClassVar[frozenset[str]] = frozenset({"json_object", "json_schema"})
     max_stop: ClassVar[int] = 4
 
@@ -60,4 +62,9 @@ class QianfanEmbeddingWorker(_QianfanClient, OpenAICompatibleEmbeddingWorker):
     """Qianfan embeddings: at most 16 texts per request (tao-8k: one)."""
 
     default_batch_size: ClassVar[int] = 16
-    batch_limits: ClassVar = {"embedding-v1": 16, "bge-large-zh": 16, "bge-large-en": 16, "tao-8k": 1}
+    batch_limits: ClassVar = {
+        "embedding-v1": 16,
+        "bge-large-zh": 16,
+        "bge-large-en": 16,
+        "tao-8k": 1,
+    }

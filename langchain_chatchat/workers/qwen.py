@@ -91,7 +91,11 @@ class QwenWorker(_DashScopeClient, ChatWorker):
         extra = dict(request.extra)
         # Thinking output and stream-only models require the streaming API; a non-streaming
         # invocation then streams on the wire and the base class sums the deltas.
-        stream = request.stream or bool(extra.get("enable_thinking")) or bool(_STREAM_ONLY.match(request.model))
+        stream = (
+            request.stream
+            or bool(extra.get("enable_thinking"))
+            or bool(_STREAM_ONLY.match(request.model))
+        )
         payload: dict[str, Any] = {
             "model": request.model,
             "messages": _to_dashscope_messages(request.messages),
@@ -244,7 +248,11 @@ def _to_dashscope_messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
         item: dict[str, Any] = {"role": message.role, "content": message.content}
         if message.tool_calls:
             item["tool_calls"] = [
-                {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
                 for call in message.tool_calls
             ]
             names_by_call_id.update((call.id, call.name) for call in message.tool_calls)
@@ -277,7 +285,11 @@ def _error_from_response(response: Any) -> ChatchatError:
     code = response.code or ""
     message = response.message or f"DashScope returned HTTP {status}"
     headers = getattr(response, "headers", None) or {}
-    kwargs: dict[str, Any] = {"provider": PROVIDER, "code": code or None, "request_id": response.request_id or None}
+    kwargs: dict[str, Any] = {
+        "provider": PROVIDER,
+        "code": code or None,
+        "request_id": response.request_id or None,
+    }
     lowered = message.lower()
     if code == "InvalidApiKey":
         return AuthenticationError(message, **kwargs)
@@ -312,17 +324,26 @@ def _transport_errors() -> Iterator[None]:
     except ChatchatError:
         raise
     except (requests.Timeout, asyncio.TimeoutError, aiohttp.ServerTimeoutError) as error:
-        raise UpstreamTimeoutError(f"DashScope did not answer in time: {type(error).__name__}", provider=PROVIDER) from error
+        raise UpstreamTimeoutError(
+            f"DashScope did not answer in time: {type(error).__name__}", provider=PROVIDER
+        ) from error
     except (requests.RequestException, aiohttp.ClientError, ConnectionError) as error:
         raise UpstreamUnavailableError(
             f"DashScope connection failed: {type(error).__name__}", provider=PROVIDER
         ) from error
     except json.JSONDecodeError as error:
-        raise UpstreamUnavailableError("DashScope sent a malformed response", provider=PROVIDER) from error
+        raise UpstreamUnavailableError(
+            "DashScope sent a malformed response", provider=PROVIDER
+        ) from error
 
 
 # -- embeddings ----------------------------------------------------------------------------------
-_BATCH_LIMITS = {"text-embedding-v1": 25, "text-embedding-v2": 25, "text-embedding-v3": 10, "text-embedding-v4": 10}
+_BATCH_LIMITS = {
+    "text-embedding-v1": 25,
+    "text-embedding-v2": 25,
+    "text-embedding-v3": 10,
+    "text-embedding-v4": 10,
+}
 
 
 class QwenEmbeddingWorker(_DashScopeClient, EmbeddingWorker):
@@ -344,7 +365,10 @@ class QwenEmbeddingWorker(_DashScopeClient, EmbeddingWorker):
     def _embed_batch(self, request: EmbeddingRequest) -> EmbeddingResult:
         with _transport_errors():
             response = TextEmbedding.call(
-                model=request.model, input=request.texts, **self._parameters(request), **self._sdk_kwargs()
+                model=request.model,
+                input=request.texts,
+                **self._parameters(request),
+                **self._sdk_kwargs(),
             )
         return _embedding_result(_checked(response), request)
 

@@ -52,7 +52,9 @@ def retry_stream(policy: RetryPolicy, start: Callable[[], Iterator[T]]) -> Itera
             attempt += 1
 
 
-async def aretry_stream(policy: RetryPolicy, start: Callable[[], AsyncIterator[T]]) -> AsyncIterator[T]:
+async def aretry_stream(
+    policy: RetryPolicy, start: Callable[[], AsyncIterator[T]]
+) -> AsyncIterator[T]:
     attempt = 0
     while True:
         started = False

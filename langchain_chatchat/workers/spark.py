@@ -53,7 +53,10 @@ class SparkWorker(OpenAICompatibleWorker):
     def check_body(self, body: Any, headers: Mapping[str, str] | None = None) -> None:
         code = body.get("code") if isinstance(body, Mapping) else None
         if code not in (None, 0, "0") and not isinstance(body.get("error"), Mapping):
-            error = {"error": {"code": str(code), "message": body.get("message")}, "sid": body.get("sid")}
+            error = {
+                "error": {"code": str(code), "message": body.get("message")},
+                "sid": body.get("sid"),
+            }
             raise self.error_from_response(400, error, headers or {})
         super().check_body(body, headers)
 

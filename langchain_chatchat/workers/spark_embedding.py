@@ -96,7 +96,9 @@ def sign(api_secret: str, host: str, date: str, method: str = "POST", path: str 
     return base64.b64encode(digest).decode()
 
 
-def authorization(api_key: str, api_secret: str, host: str, date: str, method: str = "POST", path: str = "/") -> str:
+def authorization(
+    api_key: str, api_secret: str, host: str, date: str, method: str = "POST", path: str = "/"
+) -> str:
     """The ``authorization`` query value: base64 of the api_key/algorithm/headers/signature line."""
     signature = sign(api_secret, host, date, method, path)
     origin = f'api_key="{api_key}", algorithm="{ALGORITHM}", headers="{SIGNED_HEADERS}", signature="{signature}"'
@@ -110,7 +112,11 @@ def signed_query(
     parts = urlsplit(url)
     date = date or rfc1123_date()
     host, path = parts.netloc, parts.path or "/"
-    return {"authorization": authorization(api_key, api_secret, host, date, method, path), "date": date, "host": host}
+    return {
+        "authorization": authorization(api_key, api_secret, host, date, method, path),
+        "date": date,
+        "host": host,
+    }
 
 
 # -- wire format -------------------------------------------------------------------------------------
@@ -128,10 +134,19 @@ def build_body(app_id: str, text: str, domain: str, uid: str | None = None) -> d
     return {
         "header": header,
         "parameter": {
-            "emb": {"domain": domain, "feature": {"encoding": "utf8", "compress": "raw", "format": "plain"}}
+            "emb": {
+                "domain": domain,
+                "feature": {"encoding": "utf8", "compress": "raw", "format": "plain"},
+            }
         },
         "payload": {
-            "messages": {"encoding": "utf8", "compress": "raw", "format": "json", "status": 3, "text": encode_text(text)}
+            "messages": {
+                "encoding": "utf8",
+                "compress": "raw",
+                "format": "json",
+                "status": 3,
+                "text": encode_text(text),
+            }
         },
     }
 
@@ -191,7 +206,9 @@ class SparkEmbeddingWorker(OpenAICompatibleClient, EmbeddingWorker):
                 f"api_secret= or set {', '.join(missing)}",
                 provider=PROVIDER,
             )
-        super().__init__(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries)
+        super().__init__(
+            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
+        )
         self._app_id = app_id
         self._api_secret = api_secret
         parts = urlsplit(self.base_url)
@@ -219,13 +236,17 @@ class SparkEmbeddingWorker(OpenAICompatibleClient, EmbeddingWorker):
         domain = request.extra.get("domain") or DOMAINS[request.text_type]
         if domain not in ("para", "query"):
             raise BadRequestError(
-                f"Spark embedding domain must be 'para' or 'query', got {domain!r}", provider=PROVIDER, param="domain"
+                f"Spark embedding domain must be 'para' or 'query', got {domain!r}",
+                provider=PROVIDER,
+                param="domain",
             )
         return domain
 
     def embedding_body(self, request: EmbeddingRequest) -> dict[str, Any]:
         if len(request.texts) != 1:
-            raise BadRequestError("Spark embeds one text per request", provider=PROVIDER, param="input")
+            raise BadRequestError(
+                "Spark embeds one text per request", provider=PROVIDER, param="input"
+            )
         unknown = set(request.extra) - self._EXTRA_KEYS
         if unknown:
             raise BadRequestError(
@@ -239,13 +260,17 @@ class SparkEmbeddingWorker(OpenAICompatibleClient, EmbeddingWorker):
                 provider=PROVIDER,
                 param="dimensions",
             )
-        return build_body(self._app_id or "", request.texts[0], self.domain_for(request), request.extra.get("uid"))
+        return build_body(
+            self._app_id or "", request.texts[0], self.domain_for(request), request.extra.get("uid")
+        )
 
     # -- replies and errors ------------------------------------------------------------------------------
     def check_body(self, body: Any, headers: Mapping[str, str] | None = None) -> None:
         header = body.get("header") if isinstance(body, Mapping) else None
         if not isinstance(header, Mapping) or header.get("code") is None:
-            raise UpstreamUnavailableError("Spark sent a reply without its header code", provider=PROVIDER, status_code=502)
+            raise UpstreamUnavailableError(
+                "Spark sent a reply without its header code", provider=PROVIDER, status_code=502
+            )
         if header.get("code") not in (0, "0"):
             raise self.error_from_response(200, body, headers or {})
 
@@ -255,7 +280,9 @@ class SparkEmbeddingWorker(OpenAICompatibleClient, EmbeddingWorker):
             return header["sid"]
         return None
 
-    def error_from_response(self, status: int, body: Any, headers: Mapping[str, str]) -> ChatchatError:
+    def error_from_response(
+        self, status: int, body: Any, headers: Mapping[str, str]
+    ) -> ChatchatError:
         header = body.get("header") if isinstance(body, Mapping) else None
         request_id = self.request_id_of(body, headers)
         if isinstance(header, Mapping) and header.get("code") not in (None, 0, "0"):
@@ -280,9 +307,13 @@ class SparkEmbeddingWorker(OpenAICompatibleClient, EmbeddingWorker):
             return AuthenticationError(message, status_code=status, **kwargs)
         return error_for_status(status, message, **kwargs)
 
-    def parse_embedding(self, body: Any, headers: Mapping[str, str], request: EmbeddingRequest) -> EmbeddingResult:
+    def parse_embedding(
+        self, body: Any, headers: Mapping[str, str], request: EmbeddingRequest
+    ) -> EmbeddingResult:
         request_id = self.request_id_of(body, headers)
-        feature = ((body.get("payload") or {}).get("feature") or {}) if isinstance(body, Mapping) else {}
+        feature = (
+            ((body.get("payload") or {}).get("feature") or {}) if isinstance(body, Mapping) else {}
+        )
         try:
             vector = decode_vector(feature["text"])
         except (KeyError, TypeError, ValueError) as error:
@@ -291,7 +322,9 @@ class SparkEmbeddingWorker(OpenAICompatibleClient, EmbeddingWorker):
                 provider=PROVIDER,
                 request_id=request_id,
             ) from error
-        return EmbeddingResult(vectors=[vector], usage=None, request_id=request_id, model=request.model)
+        return EmbeddingResult(
+            vectors=[vector], usage=None, request_id=request_id, model=request.model
+        )
 
     # -- transport ------------------------------------------------------------------------------------------
     def _embed_batch(self, request: EmbeddingRequest) -> EmbeddingResult:

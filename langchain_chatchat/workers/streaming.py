@@ -19,7 +19,7 @@ def _new_suffix(previous: str, current: str) -> str:
     if current.startswith(previous):
         return current[len(previous) :]
     common = 0
-    for a, b in zip(previous, current):
+    for a, b in zip(previous, current, strict=False):
         if a != b:
             break
         common += 1
@@ -70,7 +70,9 @@ class CumulativeToIncremental:
         for call in cumulative.tool_calls:
             arguments = _new_suffix(self._arguments.get(call.index, ""), call.arguments)
             self._arguments[call.index] = call.arguments
-            tool_calls.append(ToolCallDelta(index=call.index, id=call.id, name=call.name, arguments=arguments))
+            tool_calls.append(
+                ToolCallDelta(index=call.index, id=call.id, name=call.name, arguments=arguments)
+            )
         return ChatDelta(
             text=text,
             reasoning=reasoning,
@@ -112,7 +114,9 @@ class ResultBuilder:
         result.text = "".join(self._text)
         result.reasoning = "".join(self._reasoning)
         result.tool_calls = [
-            ToolCall(id=call_id or f"call_{index}", name=name or "", arguments="".join(args) or "{}")
+            ToolCall(
+                id=call_id or f"call_{index}", name=name or "", arguments="".join(args) or "{}"
+            )
             for index, (call_id, name, args) in sorted(self._calls.items())
         ]
         return result

@@ -69,7 +69,9 @@ class _ZhipuClient(OpenAICompatibleClient):
     api_key_required: ClassVar[bool] = True
     error_codes: ClassVar = {
         **dict.fromkeys(("1000", "1001", "1002", "1003", "1004"), AuthenticationError),
-        **dict.fromkeys(("1110", "1111", "1112", "1113", "1121", "1220", "1304"), PermissionDeniedError),
+        **dict.fromkeys(
+            ("1110", "1111", "1112", "1113", "1121", "1220", "1304"), PermissionDeniedError
+        ),
         **dict.fromkeys(("1211", "1221", "1222"), NotFoundError),
         **dict.fromkeys(("500", "1120", "1230", "1234"), UpstreamUnavailableError),
         "1261": ContextLengthError,
@@ -111,7 +113,9 @@ class ZhipuWorker(_ZhipuClient, OpenAICompatibleWorker):
     def validate_messages(self, messages: list[ChatMessage]) -> list[ChatMessage]:
         messages = super().validate_messages(messages)
         if not any(message.role == "user" for message in messages):
-            raise self._bad_messages("Zhipu needs at least one user message (not only system/assistant turns)")
+            raise self._bad_messages(
+                "Zhipu needs at least one user message (not only system/assistant turns)"
+            )
         return messages
 
 

@@ -41,6 +41,6 @@ def llm(provider: str, emu: OpenAICompatibleEmulator) -> Any:
 
 @pytest.fixture(autouse=True)
 def _no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("langchain_chatchat.workers.retry.RetryPolicy.delay", lambda self, attempt, error: 0.0)
-
-
+    monkeypatch.setattr(
+        "langchain_chatchat.workers.retry.RetryPolicy.delay", lambda self, attempt, error: 0.0
+    )

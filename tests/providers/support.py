@@ -40,16 +40,58 @@ class Spec:
 SPECS: dict[str, Spec] = {
     spec.name: spec
     for spec in (
-        Spec("openai_compatible", ChatOpenAICompatible, "qwen2.5-7b-instruct", "OPENAI_API_KEY", OpenAICompatibleEmbeddings, "bge-m3"),
+        Spec(
+            "openai_compatible",
+            ChatOpenAICompatible,
+            "qwen2.5-7b-instruct",
+            "OPENAI_API_KEY",
+            OpenAICompatibleEmbeddings,
+            "bge-m3",
+        ),
         Spec("zhipu", ChatZhipu, "glm-4-flash", "ZHIPUAI_API_KEY", ZhipuEmbeddings, "embedding-3"),
-        Spec("qianfan", ChatQianfan, "ernie-4.0-turbo-8k", "QIANFAN_API_KEY", QianfanEmbeddings, "embedding-v1"),
-        Spec("ark", ChatArk, "doubao-1-5-pro-32k-250115", "ARK_API_KEY", ArkEmbeddings, "doubao-embedding-text-240715"),
+        Spec(
+            "qianfan",
+            ChatQianfan,
+            "ernie-4.0-turbo-8k",
+            "QIANFAN_API_KEY",
+            QianfanEmbeddings,
+            "embedding-v1",
+        ),
+        Spec(
+            "ark",
+            ChatArk,
+            "doubao-1-5-pro-32k-250115",
+            "ARK_API_KEY",
+            ArkEmbeddings,
+            "doubao-embedding-text-240715",
+        ),
         Spec("deepseek", ChatDeepSeek, "deepseek-chat", "DEEPSEEK_API_KEY"),
         Spec("moonshot", ChatMoonshot, "moonshot-v1-8k", "MOONSHOT_API_KEY"),
-        Spec("minimax", ChatMiniMax, "MiniMax-Text-01", "MINIMAX_API_KEY", MiniMaxEmbeddings, "embo-01"),
-        Spec("baichuan", ChatBaichuan, "Baichuan4-Turbo", "BAICHUAN_API_KEY", BaichuanEmbeddings, "Baichuan-Text-Embedding"),
+        Spec(
+            "minimax",
+            ChatMiniMax,
+            "MiniMax-Text-01",
+            "MINIMAX_API_KEY",
+            MiniMaxEmbeddings,
+            "embo-01",
+        ),
+        Spec(
+            "baichuan",
+            ChatBaichuan,
+            "Baichuan4-Turbo",
+            "BAICHUAN_API_KEY",
+            BaichuanEmbeddings,
+            "Baichuan-Text-Embedding",
+        ),
         Spec("spark", ChatSpark, "generalv3.5", "IFLYTEK_SPARK_API_PASSWORD"),
-        Spec("azure", ChatAzureOpenAI, "gpt-4o", "AZURE_OPENAI_API_KEY", AzureOpenAIEmbeddings, "text-embedding-3-small"),
+        Spec(
+            "azure",
+            ChatAzureOpenAI,
+            "gpt-4o",
+            "AZURE_OPENAI_API_KEY",
+            AzureOpenAIEmbeddings,
+            "text-embedding-3-small",
+        ),
     )
 }
 EMBEDDING_SPECS = {name: spec for name, spec in SPECS.items() if spec.embeddings is not None}

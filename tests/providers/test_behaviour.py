@@ -10,7 +10,12 @@ from langchain_core.tools import tool
 from pydantic import BaseModel, Field
 
 from langchain_chatchat.testing import Fault, Reply, ToolCallReply
-from langchain_chatchat.workers.errors import BadRequestError, UpstreamTimeoutError, UpstreamUnavailableError
+from langchain_chatchat.workers.errors import (
+    BadRequestError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
+
 from .support import SPECS, chat_for, sent
 
 
@@ -53,7 +58,10 @@ def test_invoke_stream_async_and_batch(llm, emu):
     assert ("stream_options" in sent(emu)) is include_usage
 
     assert asyncio.run(llm.ainvoke("hi")).content == "Hello! You said: hi"
-    assert [m.content for m in llm.batch(["a", "b"])] == ["Hello! You said: a", "Hello! You said: b"]
+    assert [m.content for m in llm.batch(["a", "b"])] == [
+        "Hello! You said: a",
+        "Hello! You said: b",
+    ]
 
 
 async def test_async_stream(llm, emu):
@@ -76,7 +84,13 @@ def test_system_prompt_in_the_middle_is_rejected_before_sending(llm, emu):
 
 
 def test_double_messages_are_merged_or_kept_as_the_provider_accepts(llm, emu, provider):
-    conversation = [HumanMessage("one"), HumanMessage("two"), AIMessage("a"), AIMessage("b"), HumanMessage("three")]
+    conversation = [
+        HumanMessage("one"),
+        HumanMessage("two"),
+        AIMessage("a"),
+        AIMessage("b"),
+        HumanMessage("three"),
+    ]
     llm.invoke(conversation)
     roles = [m["role"] for m in sent(emu)["messages"]]
     if llm.worker.message_rules.merge_consecutive:
@@ -110,7 +124,11 @@ def test_tool_call_round_trip(llm, emu, streaming):
     assert message.response_metadata["finish_reason"] == "tool_calls"
     call_id = message.tool_calls[0]["id"]
     answer = bound.invoke(
-        [HumanMessage("what is the weather in Paris?"), message, ToolMessage("sunny", tool_call_id=call_id)]
+        [
+            HumanMessage("what is the weather in Paris?"),
+            message,
+            ToolMessage("sunny", tool_call_id=call_id),
+        ]
     )
     assert answer.content == "The result is sunny."
     history = sent(emu)["messages"]
@@ -120,7 +138,12 @@ def test_tool_call_round_trip(llm, emu, streaming):
 
 def test_parallel_tool_calls_stream_into_separate_calls(llm, emu):
     emu.enqueue(
-        Reply(tool_calls=[ToolCallReply("get_weather", {"location": "Paris"}), ToolCallReply("get_weather", {"location": "Rome"})])
+        Reply(
+            tool_calls=[
+                ToolCallReply("get_weather", {"location": "Paris"}),
+                ToolCallReply("get_weather", {"location": "Rome"}),
+            ]
+        )
     )
     message = _merged(list(llm.bind_tools([get_weather]).stream("weather?")))
     assert [c["args"]["location"] for c in message.tool_calls] == ["Paris", "Rome"]
@@ -185,9 +208,13 @@ def test_too_many_stop_sequences_fail_fast_where_limited(llm, emu):
 
 
 def test_reasoning_is_streamed_separately(llm, emu):
-    emu.enqueue(Reply(text="42", reasoning="Let me think."), Reply(text="42", reasoning="Let me think."))
+    emu.enqueue(
+        Reply(text="42", reasoning="Let me think."), Reply(text="42", reasoning="Let me think.")
+    )
     result = llm.invoke("question")
-    assert result.content == "42" and result.additional_kwargs["reasoning_content"] == "Let me think."
+    assert (
+        result.content == "42" and result.additional_kwargs["reasoning_content"] == "Let me think."
+    )
     full = _merged(list(llm.stream("question")))
     assert full.content == "42" and full.additional_kwargs["reasoning_content"] == "Let me think."
     assert full.usage_metadata["output_token_details"]["reasoning"] == 4
@@ -232,5 +259,9 @@ def test_missing_api_key_is_an_authentication_error(provider, monkeypatch):
     if provider == "openai_compatible":
         spec.chat(model=spec.model, base_url="http://127.0.0.1:9/v1")  # local servers need no key
         return
-    with pytest.raises(AuthenticationError, match=spec.key_env if provider != "azure" else "AZURE_OPENAI_API_KEY"):
-        spec.chat(model=spec.model, base_url="http://127.0.0.1:9/v1", azure_endpoint="http://127.0.0.1:9")
+    with pytest.raises(
+        AuthenticationError, match=spec.key_env if provider != "azure" else "AZURE_OPENAI_API_KEY"
+    ):
+        spec.chat(
+            model=spec.model, base_url="http://127.0.0.1:9/v1", azure_endpoint="http://127.0.0.1:9"
+        )

@@ -47,7 +47,18 @@ async def test_async_embeddings(name):
 
 
 def test_errors_are_typed(name):
-    running(name).enqueue(Fault.http(429, {"minimax": "1002", "zhipu": "1302", "qianfan": "rpm_rate_limit_exceeded", "ark": "RateLimitExceeded"}.get(name, "rate_limit_exceeded"), "slow down"))
+    running(name).enqueue(
+        Fault.http(
+            429,
+            {
+                "minimax": "1002",
+                "zhipu": "1302",
+                "qianfan": "rpm_rate_limit_exceeded",
+                "ark": "RateLimitExceeded",
+            }.get(name, "rate_limit_exceeded"),
+            "slow down",
+        )
+    )
     with pytest.raises(RateLimitError):
         embeddings_for(name).embed_query("hi")
 

@@ -54,7 +54,10 @@ def test_zhipu_signs_a_short_lived_jwt_with_the_secret():
     claims = json.loads(_b64(payload))
     key_id, secret = emulator.api_key.split(".")
     assert claims["api_key"] == key_id
-    assert 0 < claims["exp"] - claims["timestamp"] <= 180_000 and abs(claims["timestamp"] - time.time() * 1000) < 60_000
+    assert (
+        0 < claims["exp"] - claims["timestamp"] <= 180_000
+        and abs(claims["timestamp"] - time.time() * 1000) < 60_000
+    )
     expected = hmac.new(secret.encode(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
     assert _b64(signature) == expected
     assert secret not in json.dumps(dict(emulator.requests[0].headers))
@@ -82,7 +85,10 @@ def test_zhipu_rejects_an_expired_token_with_code_1003():
 def test_zhipu_plain_key_is_accepted_too():
     llm = chat_for("zhipu", use_jwt=False)
     assert llm.invoke("hi").content == "Hello! You said: hi"
-    assert running("zhipu").requests[-1].headers["authorization"] == f"Bearer {running('zhipu').api_key}"
+    assert (
+        running("zhipu").requests[-1].headers["authorization"]
+        == f"Bearer {running('zhipu').api_key}"
+    )
 
 
 def test_zhipu_needs_a_user_turn_and_sends_thinking():
@@ -105,18 +111,35 @@ def test_deepseek_reasoner_passes_reasoning_back_on_tool_turns():
     question = HumanMessage("what is the weather in Paris?")
     first = llm.invoke([question])
     assert first.tool_calls and first.additional_kwargs["reasoning_content"]
-    answer = llm.invoke([question, first, ToolMessage("sunny", tool_call_id=first.tool_calls[0]["id"])])
+    answer = llm.invoke(
+        [question, first, ToolMessage("sunny", tool_call_id=first.tool_calls[0]["id"])]
+    )
     assert answer.content == "The result is sunny."
     history = sent(running("deepseek"))["messages"]
     assert history[1]["reasoning_content"] == first.additional_kwargs["reasoning_content"]
-    llm.invoke([question, AIMessage("plain answer", additional_kwargs={"reasoning_content": "x"}), HumanMessage("ok")])
-    assert "reasoning_content" not in sent(running("deepseek"))["messages"][1], "only tool-call turns carry it"
+    llm.invoke(
+        [
+            question,
+            AIMessage("plain answer", additional_kwargs={"reasoning_content": "x"}),
+            HumanMessage("ok"),
+        ]
+    )
+    assert "reasoning_content" not in sent(running("deepseek"))["messages"][1], (
+        "only tool-call turns carry it"
+    )
 
 
 def test_deepseek_emulator_enforces_the_reasoning_echo():
     emulator = running("deepseek")
-    llm = ChatOpenAICompatible(model="deepseek-reasoner", api_key=emulator.api_key, base_url=emulator.base_url, max_retries=0)
-    call = AIMessage("", tool_calls=[{"name": "get_weather", "args": {"location": "x"}, "id": "c1"}])
+    llm = ChatOpenAICompatible(
+        model="deepseek-reasoner",
+        api_key=emulator.api_key,
+        base_url=emulator.base_url,
+        max_retries=0,
+    )
+    call = AIMessage(
+        "", tool_calls=[{"name": "get_weather", "args": {"location": "x"}, "id": "c1"}]
+    )
     with pytest.raises(BadRequestError, match="reasoning_content"):
         llm.invoke([HumanMessage("q"), call, ToolMessage("sunny", tool_call_id="c1")])
 
@@ -135,7 +158,12 @@ def test_azure_entra_id_token_instead_of_key(monkeypatch):
     emulator = running("azure")
     monkeypatch.delenv("AZURE_OPENAI_API_KEY", raising=False)
     spec = SPECS["azure"]
-    llm = spec.chat(model=spec.model, azure_endpoint=emulator.url, azure_ad_token=emulator.api_key, max_retries=0)
+    llm = spec.chat(
+        model=spec.model,
+        azure_endpoint=emulator.url,
+        azure_ad_token=emulator.api_key,
+        max_retries=0,
+    )
     assert llm.invoke("hi").content == "Hello! You said: hi"
     assert emulator.requests[-1].headers["authorization"] == f"Bearer {emulator.api_key}"
 
@@ -143,7 +171,13 @@ def test_azure_entra_id_token_instead_of_key(monkeypatch):
 # -- MiniMax -------------------------------------------------------------------------------------------
 def test_minimax_closing_snapshot_is_not_duplicated():
     emulator = running("minimax")
-    emulator.enqueue(Reply(text="完整的回答", reasoning="想一想", tool_calls=[ToolCallReply("get_weather", {"location": "北京"})]))
+    emulator.enqueue(
+        Reply(
+            text="完整的回答",
+            reasoning="想一想",
+            tool_calls=[ToolCallReply("get_weather", {"location": "北京"})],
+        )
+    )
     full = None
     for chunk in chat_for("minimax").bind_tools([get_weather]).stream("北京天气"):
         full = chunk if full is None else full + chunk
@@ -169,8 +203,16 @@ def test_qianfan_app_id_header_passes_through():
     ("quirk", "check"),
     [
         ({"usage_mode": "never"}, lambda full: full.usage_metadata is None),
-        ({"reasoning_key": "reasoning"}, lambda full: full.additional_kwargs["reasoning_content"] == "hmm"),
-        ({"tool_call_index": False}, lambda full: [c["args"] for c in full.tool_calls] == [{"location": "A"}, {"location": "B"}]),
+        (
+            {"reasoning_key": "reasoning"},
+            lambda full: full.additional_kwargs["reasoning_content"] == "hmm",
+        ),
+        (
+            {"tool_call_index": False},
+            lambda full: (
+                [c["args"] for c in full.tool_calls] == [{"location": "A"}, {"location": "B"}]
+            ),
+        ),
         ({"ignore_stream": True}, lambda full: full.content == "done"),
         ({"sse_done": False}, lambda full: full.content == "done"),
     ],
@@ -178,9 +220,18 @@ def test_qianfan_app_id_header_passes_through():
 )
 def test_openai_compatible_tolerates_local_server_quirks(quirk, check):
     with OpenAICompatibleEmulator("openai_compatible", **quirk) as emulator:
-        llm = ChatOpenAICompatible(model="local", api_key=emulator.api_key, base_url=emulator.base_url, max_retries=0)
-        calls = [ToolCallReply("get_weather", {"location": "A"}), ToolCallReply("get_weather", {"location": "B"})]
-        emulator.enqueue(Reply(text="done", reasoning="hmm", tool_calls=calls if "tool_call_index" in quirk else ()))
+        llm = ChatOpenAICompatible(
+            model="local", api_key=emulator.api_key, base_url=emulator.base_url, max_retries=0
+        )
+        calls = [
+            ToolCallReply("get_weather", {"location": "A"}),
+            ToolCallReply("get_weather", {"location": "B"}),
+        ]
+        emulator.enqueue(
+            Reply(
+                text="done", reasoning="hmm", tool_calls=calls if "tool_call_index" in quirk else ()
+            )
+        )
         full = None
         for chunk in llm.bind_tools([get_weather]).stream("go"):
             full = chunk if full is None else full + chunk
@@ -198,7 +249,20 @@ def test_openai_compatible_without_key_sends_no_authorization():
 
 @pytest.mark.parametrize(
     "alias",
-    ["vllm", "ollama", "xinference", "one-api", "zhipuai", "glm", "ernie", "doubao", "volcengine", "kimi", "xinghuo", "azure_openai"],
+    [
+        "vllm",
+        "ollama",
+        "xinference",
+        "one-api",
+        "zhipuai",
+        "glm",
+        "ernie",
+        "doubao",
+        "volcengine",
+        "kimi",
+        "xinghuo",
+        "azure_openai",
+    ],
 )
 def test_registry_aliases(alias):
     provider = get_provider(alias)

@@ -50,7 +50,14 @@ from langchain_chatchat.workers.spark_embedding import (
 from langchain_chatchat.workers.types import EmbeddingRequest
 
 CLOSED_PORT = "http://127.0.0.1:9/"
-_ENV = ("IFLYTEK_SPARK_APP_ID", "IFLYTEK_SPARK_API_KEY", "IFLYTEK_SPARK_API_SECRET", "SPARK_APP_ID", "SPARK_API_KEY", "SPARK_API_SECRET")
+_ENV = (
+    "IFLYTEK_SPARK_APP_ID",
+    "IFLYTEK_SPARK_API_KEY",
+    "IFLYTEK_SPARK_API_SECRET",
+    "SPARK_APP_ID",
+    "SPARK_API_KEY",
+    "SPARK_API_SECRET",
+)
 _SHARED: dict[str, SparkEmbeddingEmulator] = {}
 
 
@@ -77,7 +84,9 @@ def emu() -> Iterator[SparkEmbeddingEmulator]:
 
 
 def make(emulator: SparkEmbeddingEmulator, **extra: Any) -> SparkEmbeddings:
-    return SparkEmbeddings(**{"base_url": emulator.base_url, "max_retries": 0, **emulator.credentials, **extra})
+    return SparkEmbeddings(
+        **{"base_url": emulator.base_url, "max_retries": 0, **emulator.credentials, **extra}
+    )
 
 
 def f32(vector: list[float]) -> list[float]:
@@ -96,17 +105,24 @@ DOC_GET_DIGEST = b"\xcf\x98\x07v\xed\xe9\xc5Ux\x0032\x93\x8e\xbb\xc0\xe5\x83C\xd
 
 def test_signature_matches_the_docs_worked_example():
     origin = signature_origin("spark-api.xf-yun.com", DOC_DATE, "GET", "/v1.1/chat")
-    assert origin == "host: spark-api.xf-yun.com\ndate: Fri, 05 May 2023 10:43:39 GMT\nGET /v1.1/chat HTTP/1.1"
+    assert (
+        origin
+        == "host: spark-api.xf-yun.com\ndate: Fri, 05 May 2023 10:43:39 GMT\nGET /v1.1/chat HTTP/1.1"
+    )
     signature = sign(DOC_SECRET, "spark-api.xf-yun.com", DOC_DATE, "GET", "/v1.1/chat")
     assert base64.b64decode(signature) == DOC_GET_DIGEST
     assert signature == "z5gHdu3pxVV4ADMyk467wOWDQ9q6BQzR3nfMTjc/DaQ="
     # The HTTP page signs "POST /v1.1/chat HTTP/1.1"; its printed digest begins b'H'.
-    post = base64.b64decode(sign(DOC_SECRET, "spark-api.xf-yun.com", DOC_DATE, "POST", "/v1.1/chat"))
+    post = base64.b64decode(
+        sign(DOC_SECRET, "spark-api.xf-yun.com", DOC_DATE, "POST", "/v1.1/chat")
+    )
     assert post[:1] == b"H" and post != DOC_GET_DIGEST
 
 
 def test_authorization_is_the_documented_line_in_base64():
-    line = base64.b64decode(authorization("my-key", DOC_SECRET, "spark-api.xf-yun.com", DOC_DATE, "GET", "/v1.1/chat")).decode()
+    line = base64.b64decode(
+        authorization("my-key", DOC_SECRET, "spark-api.xf-yun.com", DOC_DATE, "GET", "/v1.1/chat")
+    ).decode()
     assert line == (
         'api_key="my-key", algorithm="hmac-sha256", headers="host date request-line", '
         'signature="z5gHdu3pxVV4ADMyk467wOWDQ9q6BQzR3nfMTjc/DaQ="'
@@ -118,10 +134,17 @@ def test_signed_query_signs_host_and_path_of_the_endpoint():
     assert query["host"] == "emb-cn-huabei-1.xf-yun.com" and query["date"] == DOC_DATE
     line = base64.b64decode(query["authorization"]).decode()
     expected = base64.b64encode(
-        hmac.new(b"s", f"host: emb-cn-huabei-1.xf-yun.com\ndate: {DOC_DATE}\nPOST / HTTP/1.1".encode(), hashlib.sha256).digest()
+        hmac.new(
+            b"s",
+            f"host: emb-cn-huabei-1.xf-yun.com\ndate: {DOC_DATE}\nPOST / HTTP/1.1".encode(),
+            hashlib.sha256,
+        ).digest()
     ).decode()
     assert line.endswith(f'signature="{expected}"')
-    assert signed_query("http://127.0.0.1:8080/emb", "k", "s", date=DOC_DATE)["host"] == "127.0.0.1:8080"
+    assert (
+        signed_query("http://127.0.0.1:8080/emb", "k", "s", date=DOC_DATE)["host"]
+        == "127.0.0.1:8080"
+    )
 
 
 def test_date_is_rfc1123_gmt():
@@ -134,11 +157,21 @@ def test_request_body_is_the_documented_envelope():
     body = build_body("app-1", "讯飞 星火", "para", uid="u1")
     assert body["header"] == {"app_id": "app-1", "uid": "u1", "status": 3}
     assert body["parameter"]["emb"]["domain"] == "para"
-    assert body["parameter"]["emb"]["feature"] == {"encoding": "utf8", "compress": "raw", "format": "plain"}
+    assert body["parameter"]["emb"]["feature"] == {
+        "encoding": "utf8",
+        "compress": "raw",
+        "format": "plain",
+    }
     messages = body["payload"]["messages"]
     assert {k: messages[k] for k in ("encoding", "compress", "format", "status")} == {
-        "encoding": "utf8", "compress": "raw", "format": "json", "status": 3}
-    assert json.loads(base64.b64decode(messages["text"])) == {"messages": [{"content": "讯飞 星火", "role": "user"}]}
+        "encoding": "utf8",
+        "compress": "raw",
+        "format": "json",
+        "status": 3,
+    }
+    assert json.loads(base64.b64decode(messages["text"])) == {
+        "messages": [{"content": "讯飞 星火", "role": "user"}]
+    }
     assert messages["text"] == encode_text("讯飞 星火")
     assert "uid" not in build_body("app-1", "x", "query")["header"]
 
@@ -156,7 +189,10 @@ def test_vectors_are_little_endian_float32():
 def test_unreadable_vector_is_an_upstream_error():
     worker = SparkEmbeddingWorker(app_id="a", api_key="k", api_secret="s")
     request = EmbeddingRequest(model="llm-embedding", texts=["x"])
-    for body in ({"header": {"code": 0}, "payload": {}}, {"header": {"code": 0}, "payload": {"feature": {"text": "abc"}}}):
+    for body in (
+        {"header": {"code": 0}, "payload": {}},
+        {"header": {"code": 0}, "payload": {"feature": {"text": "abc"}}},
+    ):
         with pytest.raises(UpstreamUnavailableError):
             worker.parse_embedding(body, {}, request)
 
@@ -192,7 +228,9 @@ def test_query_and_document_use_their_domains(emu):
 
 async def test_async_query(emu):
     vector = await make(emu).aembed_query("hello")
-    assert vector == f32(emu.vector("hello", "query")) and emu.embedded(emu.requests[-1])[0] == "query"
+    assert (
+        vector == f32(emu.vector("hello", "query")) and emu.embedded(emu.requests[-1])[0] == "query"
+    )
 
 
 def test_domain_and_uid_from_model_kwargs(emu):
@@ -203,7 +241,11 @@ def test_domain_and_uid_from_model_kwargs(emu):
 
 @pytest.mark.parametrize(
     ("kwargs", "param"),
-    [({"model_kwargs": {"domain": "doc"}}, "domain"), ({"model_kwargs": {"temperature": 1}}, "temperature"), ({"dimensions": 256}, "dimensions")],
+    [
+        ({"model_kwargs": {"domain": "doc"}}, "domain"),
+        ({"model_kwargs": {"temperature": 1}}, "temperature"),
+        ({"dimensions": 256}, "dimensions"),
+    ],
 )
 def test_bad_parameters_fail_before_any_request(emu, kwargs, param):
     with pytest.raises(BadRequestError) as caught:
@@ -270,7 +312,8 @@ async def test_async_errors_are_typed(emu):
 
 
 @pytest.mark.parametrize(
-    ("status", "error_class"), [(429, RateLimitError), (502, UpstreamUnavailableError), (401, AuthenticationError)]
+    ("status", "error_class"),
+    [(429, RateLimitError), (502, UpstreamUnavailableError), (401, AuthenticationError)],
 )
 def test_gateway_errors_without_envelope(emu, status, error_class):
     emu.enqueue(Fault.http(status, "gateway", f"gateway said {status}"))
@@ -294,7 +337,9 @@ def test_wrong_app_id(emu):
 def test_emulator_checks_host_path_and_presence_of_the_signature(emu):
     date = rfc1123_date()
     body = build_body(emu.app_id, "x", "query")
-    other_host = signed_query("https://emb-cn-huabei-1.xf-yun.com/", emu.api_key, emu.api_secret, date=date)
+    other_host = signed_query(
+        "https://emb-cn-huabei-1.xf-yun.com/", emu.api_key, emu.api_secret, date=date
+    )
     other_path = signed_query(emu.url + "/v1", emu.api_key, emu.api_secret, date=date)
     good = signed_query(emu.base_url, emu.api_key, emu.api_secret, date=date)
     with httpx.Client() as client:
@@ -307,7 +352,9 @@ def test_emulator_checks_host_path_and_presence_of_the_signature(emu):
     assert len(decode_vector(ok["payload"]["feature"]["text"])) == DIMENSION
 
 
-@pytest.mark.parametrize(("offset", "accepted"), [(-290, True), (290, True), (310, False), (-310, False)])
+@pytest.mark.parametrize(
+    ("offset", "accepted"), [(-290, True), (290, True), (310, False), (-310, False)]
+)
 def test_date_skew_rule(offset, accepted):
     with SparkEmbeddingEmulator(clock=lambda: time.time() + offset) as emulator:
         emb = make(emulator)
@@ -327,7 +374,9 @@ def test_envelope_validation_by_the_emulator(emu):
     with httpx.Client() as client:
         for body in (bad_domain, bad_status, bad_text):
             query = signed_query(emu.base_url, emu.api_key, emu.api_secret)
-            assert client.post(emu.base_url, params=query, json=body).json()["header"]["code"] == 10163
+            assert (
+                client.post(emu.base_url, params=query, json=body).json()["header"]["code"] == 10163
+            )
 
 
 def test_over_long_text(emu):
@@ -340,7 +389,9 @@ def test_timeout_and_connection_errors(emu):
     with pytest.raises(UpstreamTimeoutError):
         make(emu, request_timeout=0.3).embed_query("slow")
     with pytest.raises(UpstreamUnavailableError):
-        SparkEmbeddings(base_url=CLOSED_PORT, max_retries=0, **emu.credentials).embed_query("nobody home")
+        SparkEmbeddings(base_url=CLOSED_PORT, max_retries=0, **emu.credentials).embed_query(
+            "nobody home"
+        )
 
 
 async def test_async_timeout(emu):
@@ -358,7 +409,11 @@ def test_credentials_from_iflytek_env(monkeypatch):
     monkeypatch.setenv("IFLYTEK_SPARK_API_SECRET", "s3cr3t-value")
     monkeypatch.setenv("SPARK_API_KEY", "community-key")
     emb = SparkEmbeddings()
-    assert (emb.app_id.get_secret_value(), emb.api_key.get_secret_value(), emb.api_secret.get_secret_value()) == ("app", "key", "s3cr3t-value")
+    assert (
+        emb.app_id.get_secret_value(),
+        emb.api_key.get_secret_value(),
+        emb.api_secret.get_secret_value(),
+    ) == ("app", "key", "s3cr3t-value")
     assert emb.base_url == DEFAULT_BASE_URL and emb.model == "llm-embedding"
     assert "s3cr3t" not in repr(emb) and "s3cr3t" not in repr(emb.worker)
 
@@ -395,12 +450,26 @@ class TestSparkEmbeddingsUnit(EmbeddingsUnitTests):
 
     @property
     def embedding_model_params(self) -> dict[str, Any]:
-        return {"model": "llm-embedding", "base_url": CLOSED_PORT, "app_id": "a", "api_key": "k", "api_secret": "s"}
+        return {
+            "model": "llm-embedding",
+            "base_url": CLOSED_PORT,
+            "app_id": "a",
+            "api_key": "k",
+            "api_secret": "s",
+        }
 
     @property
     def init_from_env_params(self) -> tuple[dict, dict, dict]:
-        env = {"IFLYTEK_SPARK_APP_ID": "app-env", "IFLYTEK_SPARK_API_KEY": "key-env", "IFLYTEK_SPARK_API_SECRET": "secret-env"}
-        return env, {"base_url": CLOSED_PORT}, {"app_id": "app-env", "api_key": "key-env", "api_secret": "secret-env"}
+        env = {
+            "IFLYTEK_SPARK_APP_ID": "app-env",
+            "IFLYTEK_SPARK_API_KEY": "key-env",
+            "IFLYTEK_SPARK_API_SECRET": "secret-env",
+        }
+        return (
+            env,
+            {"base_url": CLOSED_PORT},
+            {"app_id": "app-env", "api_key": "key-env", "api_secret": "secret-env"},
+        )
 
 
 class TestSparkEmbeddingsIntegration(EmbeddingsIntegrationTests):

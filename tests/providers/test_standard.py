@@ -42,7 +42,11 @@ def _offline(model: str | None, provider: str) -> dict[str, Any]:
 
 
 def _from_env(model: str | None, provider: str) -> tuple[dict, dict, dict]:
-    return ({SPECS[provider].key_env: "sk-from-env"}, _offline(model, provider), {"api_key": "sk-from-env"})
+    return (
+        {SPECS[provider].key_env: "sk-from-env"},
+        _offline(model, provider),
+        {"api_key": "sk-from-env"},
+    )
 
 
 class _ChatUnit(_Chat, ChatModelUnitTests):
@@ -101,7 +105,10 @@ class _Embeddings:
 class _EmbeddingsUnit(_Embeddings, EmbeddingsUnitTests):
     @property
     def embedding_model_params(self) -> dict[str, Any]:
-        return {**_offline(SPECS[self.provider].embedding_model, self.provider), "api_key": "sk-unit-test"}
+        return {
+            **_offline(SPECS[self.provider].embedding_model, self.provider),
+            "api_key": "sk-unit-test",
+        }
 
     @property
     def init_from_env_params(self) -> tuple[dict, dict, dict]:

@@ -15,12 +15,16 @@ def emulator(dashscope_emulator):
 
 @pytest.fixture
 def llm(emulator) -> ChatQwen:
-    return ChatQwen(model="qwen-plus", api_key=emulator.api_key, base_url=emulator.base_url, max_retries=0)
+    return ChatQwen(
+        model="qwen-plus", api_key=emulator.api_key, base_url=emulator.base_url, max_retries=0
+    )
 
 
 @pytest.fixture
 def embeddings(emulator) -> QwenEmbeddings:
-    return QwenEmbeddings(model="text-embedding-v3", api_key=emulator.api_key, base_url=emulator.base_url)
+    return QwenEmbeddings(
+        model="text-embedding-v3", api_key=emulator.api_key, base_url=emulator.base_url
+    )
 
 
 def sent(emulator, index: int = -1) -> dict:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
 from langchain_core.tools import tool
 from pydantic import BaseModel, Field
 
@@ -40,17 +46,27 @@ def test_invoke_returns_text_usage_and_metadata(llm, emulator):
 
 def test_system_message_and_sampling_parameters_reach_the_provider(emulator):
     llm = ChatQwen(
-        model="qwen-max", api_key=emulator.api_key, base_url=emulator.base_url,
-        temperature=0.3, top_p=0.8, max_tokens=64, seed=7, stop=["END"],
+        model="qwen-max",
+        api_key=emulator.api_key,
+        base_url=emulator.base_url,
+        temperature=0.3,
+        top_p=0.8,
+        max_tokens=64,
+        seed=7,
+        stop=["END"],
     )
     llm.invoke([SystemMessage("You are terse."), HumanMessage("hi")])
     body = sent(emulator)
     assert body["model"] == "qwen-max"
     assert body["input"]["messages"][0] == {"role": "system", "content": "You are terse."}
     params = body["parameters"]
-    assert (params["temperature"], params["top_p"], params["max_tokens"], params["seed"], params["stop"]) == (
-        0.3, 0.8, 64, 7, ["END"]
-    )
+    assert (
+        params["temperature"],
+        params["top_p"],
+        params["max_tokens"],
+        params["seed"],
+        params["stop"],
+    ) == (0.3, 0.8, 64, 7, ["END"])
     assert params["result_format"] == "message"
 
 
@@ -60,7 +76,9 @@ def test_call_time_stop_overrides(llm, emulator):
 
 
 def test_stream_is_token_by_token_with_default_settings(llm, emulator):
-    emulator.enqueue(Reply(text="one two three four", usage={"input_tokens": 2, "output_tokens": 4}))
+    emulator.enqueue(
+        Reply(text="one two three four", usage={"input_tokens": 2, "output_tokens": 4})
+    )
     chunks = list(llm.stream("count"))
     texts = [c.content for c in chunks if c.content]
     assert texts == ["one", " two", " three", " four"]
@@ -78,7 +96,9 @@ def test_cumulative_provider_streams_become_incremental(emulator):
     # Chatchat 0.2 derived deltas with str.replace and lost repeated text ("ha" after "ha").
     # With incremental_output=False the SDK hands us cumulative responses; we convert them back.
     llm = ChatQwen(
-        model="qwen-plus", api_key=emulator.api_key, base_url=emulator.base_url,
+        model="qwen-plus",
+        api_key=emulator.api_key,
+        base_url=emulator.base_url,
         model_kwargs={"incremental_output": False},
     )
     emulator.enqueue(Reply(text="ha ha ha"))
@@ -109,28 +129,37 @@ async def test_async_calls_run_concurrently(emulator):
 def test_batch(llm, emulator):
     results = llm.batch(["first question", "second question"])
     assert [isinstance(r, AIMessage) and r.content for r in results] == [
-        results[0].content, results[1].content
+        results[0].content,
+        results[1].content,
     ]
-    assert {body["input"]["messages"][-1]["content"] for body in (r.body for r in emulator.requests)} == {
-        "first question", "second question"
-    }
+    assert {
+        body["input"]["messages"][-1]["content"] for body in (r.body for r in emulator.requests)
+    } == {"first question", "second question"}
 
 
 def test_tool_calls_invoke_and_stream(llm, emulator):
     bound = llm.bind_tools([add])
-    emulator.enqueue(Reply(tool_calls=[ToolCallReply(name="add", arguments={"a": 2, "b": 3}, id="call_1")]))
+    emulator.enqueue(
+        Reply(tool_calls=[ToolCallReply(name="add", arguments={"a": 2, "b": 3}, id="call_1")])
+    )
     message = bound.invoke("what is 2+3?")
-    assert message.tool_calls == [{"name": "add", "args": {"a": 2, "b": 3}, "id": "call_1", "type": "tool_call"}]
+    assert message.tool_calls == [
+        {"name": "add", "args": {"a": 2, "b": 3}, "id": "call_1", "type": "tool_call"}
+    ]
     assert message.response_metadata["finish_reason"] == "tool_calls"
     tools = sent(emulator)["parameters"]["tools"]
     assert tools[0]["function"]["name"] == "add"
 
-    emulator.enqueue(Reply(tool_calls=[ToolCallReply(name="add", arguments={"a": 2, "b": 3}, id="call_2")]))
+    emulator.enqueue(
+        Reply(tool_calls=[ToolCallReply(name="add", arguments={"a": 2, "b": 3}, id="call_2")])
+    )
     chunks = list(bound.stream("what is 2+3?"))
     assert sum(1 for c in chunks if c.tool_call_chunks) > 1  # arguments arrive in pieces
     full = sum(chunks[1:], chunks[0])
     assert isinstance(full, AIMessageChunk)
-    assert full.tool_calls == [{"name": "add", "args": {"a": 2, "b": 3}, "id": "call_2", "type": "tool_call"}]
+    assert full.tool_calls == [
+        {"name": "add", "args": {"a": 2, "b": 3}, "id": "call_2", "type": "tool_call"}
+    ]
 
 
 def test_tool_round_trip_sends_tool_results_back(llm, emulator):
@@ -150,9 +179,17 @@ def test_tool_round_trip_sends_tool_results_back(llm, emulator):
 
 def test_tool_choice_forms(llm, emulator):
     llm.bind_tools([add], tool_choice="add").invoke("hi")
-    assert sent(emulator)["parameters"]["tool_choice"] == {"type": "function", "function": {"name": "add"}}
-    llm.bind_tools([add], tool_choice="any").invoke("hi")  # one tool: forcing "any" means forcing it
-    assert sent(emulator)["parameters"]["tool_choice"] == {"type": "function", "function": {"name": "add"}}
+    assert sent(emulator)["parameters"]["tool_choice"] == {
+        "type": "function",
+        "function": {"name": "add"},
+    }
+    llm.bind_tools([add], tool_choice="any").invoke(
+        "hi"
+    )  # one tool: forcing "any" means forcing it
+    assert sent(emulator)["parameters"]["tool_choice"] == {
+        "type": "function",
+        "function": {"name": "add"},
+    }
     llm.bind_tools([add], tool_choice="none").invoke("hi")
     assert sent(emulator)["parameters"]["tool_choice"] == "none"
     with pytest.raises(ValueError, match="tool_choice"):
@@ -162,7 +199,11 @@ def test_tool_choice_forms(llm, emulator):
 @pytest.mark.parametrize("method", ["function_calling", "json_mode", "json_schema"])
 def test_structured_output(llm, emulator, method):
     if method == "json_mode":  # JSON mode constrains syntax only; the prompt carries the schema
-        emulator.enqueue(Reply(text='{"setup": "Why did the cat sit on the laptop?", "punchline": "To keep an eye on the mouse."}'))
+        emulator.enqueue(
+            Reply(
+                text='{"setup": "Why did the cat sit on the laptop?", "punchline": "To keep an eye on the mouse."}'
+            )
+        )
     structured = llm.with_structured_output(Joke, method=method)
     joke = structured.invoke("Tell me a joke about cats, as JSON.")
     assert isinstance(joke, Joke) and joke.setup and joke.punchline
@@ -173,26 +214,45 @@ def test_structured_output(llm, emulator, method):
         assert params["response_format"] == {"type": "json_object"}
     else:
         assert params["response_format"]["type"] == "json_schema"
-        assert params["response_format"]["json_schema"]["schema"]["required"] == ["setup", "punchline"]
+        assert params["response_format"]["json_schema"]["schema"]["required"] == [
+            "setup",
+            "punchline",
+        ]
 
 
 def test_structured_output_include_raw(llm):
     out = llm.with_structured_output(Joke, include_raw=True).invoke("Tell me a joke")
-    assert isinstance(out["raw"], AIMessage) and isinstance(out["parsed"], Joke) and out["parsing_error"] is None
+    assert (
+        isinstance(out["raw"], AIMessage)
+        and isinstance(out["parsed"], Joke)
+        and out["parsing_error"] is None
+    )
 
 
 def test_thinking_is_returned_and_streamed(emulator):
-    llm = ChatQwen(model="qwen3-8b", api_key=emulator.api_key, base_url=emulator.base_url, enable_thinking=True)
-    emulator.enqueue(Reply(text="Blue light scatters.", reasoning="Rayleigh scattering explains it."))
+    llm = ChatQwen(
+        model="qwen3-8b", api_key=emulator.api_key, base_url=emulator.base_url, enable_thinking=True
+    )
+    emulator.enqueue(
+        Reply(text="Blue light scatters.", reasoning="Rayleigh scattering explains it.")
+    )
     message = llm.invoke("why is the sky blue?")
     assert message.additional_kwargs["reasoning_content"] == "Rayleigh scattering explains it."
     assert message.content == "Blue light scatters."
     assert sent(emulator)["parameters"]["enable_thinking"] is True
-    assert emulator.requests[-1].headers.get("x-dashscope-sse") == "enable"  # thinking needs a stream
+    assert (
+        emulator.requests[-1].headers.get("x-dashscope-sse") == "enable"
+    )  # thinking needs a stream
 
-    emulator.enqueue(Reply(text="Blue light scatters.", reasoning="Rayleigh scattering explains it."))
+    emulator.enqueue(
+        Reply(text="Blue light scatters.", reasoning="Rayleigh scattering explains it.")
+    )
     chunks = list(llm.stream("why is the sky blue?"))
-    reasoning = [c.additional_kwargs["reasoning_content"] for c in chunks if c.additional_kwargs.get("reasoning_content")]
+    reasoning = [
+        c.additional_kwargs["reasoning_content"]
+        for c in chunks
+        if c.additional_kwargs.get("reasoning_content")
+    ]
     assert len(reasoning) > 1 and "".join(reasoning) == "Rayleigh scattering explains it."
     full = sum(chunks[1:], chunks[0])
     assert full.additional_kwargs["reasoning_content"] == "Rayleigh scattering explains it."
@@ -207,8 +267,11 @@ def test_stream_only_models_work_through_invoke(emulator):
 
 def test_enable_search_and_model_kwargs_are_forwarded(emulator):
     llm = ChatQwen(
-        model="qwen-plus", api_key=emulator.api_key, base_url=emulator.base_url,
-        enable_search=True, model_kwargs={"repetition_penalty": 1.1},
+        model="qwen-plus",
+        api_key=emulator.api_key,
+        base_url=emulator.base_url,
+        enable_search=True,
+        model_kwargs={"repetition_penalty": 1.1},
     )
     llm.invoke("news?")
     params = sent(emulator)["parameters"]
@@ -228,26 +291,42 @@ def test_key_comes_from_the_environment(monkeypatch, emulator):
 
 
 def test_langchain_conventions(emulator):
-    llm = ChatQwen(model_name="qwen-plus", dashscope_api_key="sk-conventions", base_url=emulator.base_url, temperature=0.5, max_tokens=10)
+    llm = ChatQwen(
+        model_name="qwen-plus",
+        dashscope_api_key="sk-conventions",
+        base_url=emulator.base_url,
+        temperature=0.5,
+        max_tokens=10,
+    )
     assert llm.model == "qwen-plus"
     assert llm._llm_type == "chatchat-qwen"
     assert llm.lc_secrets == {"api_key": "DASHSCOPE_API_KEY"}
     ls = llm._get_ls_params(stop=["x"])
     assert ls == {
-        "ls_provider": "qwen", "ls_model_name": "qwen-plus", "ls_model_type": "chat",
-        "ls_temperature": 0.5, "ls_max_tokens": 10, "ls_stop": ["x"],
+        "ls_provider": "qwen",
+        "ls_model_name": "qwen-plus",
+        "ls_model_type": "chat",
+        "ls_temperature": 0.5,
+        "ls_max_tokens": 10,
+        "ls_stop": ["x"],
     }
     assert llm._identifying_params["model_name"] == "qwen-plus"
 
 
 async def test_streaming_flag_makes_invoke_use_the_stream(emulator):
-    llm = ChatQwen(model="qwen-plus", api_key=emulator.api_key, base_url=emulator.base_url, streaming=True)
+    llm = ChatQwen(
+        model="qwen-plus", api_key=emulator.api_key, base_url=emulator.base_url, streaming=True
+    )
     emulator.enqueue(Reply(text="one two three", usage={"input_tokens": 2, "output_tokens": 3}))
     message = llm.invoke("count")
     assert isinstance(message, AIMessage) and message.content == "one two three"
     assert message.usage_metadata["total_tokens"] == 5
     assert emulator.requests[-1].headers.get("x-dashscope-sse") == "enable"
-    emulator.enqueue(Reply(tool_calls=[ToolCallReply(name="add", arguments={"a": 2, "b": 3}, id="call_s")]))
+    emulator.enqueue(
+        Reply(tool_calls=[ToolCallReply(name="add", arguments={"a": 2, "b": 3}, id="call_s")])
+    )
     called = await llm.bind_tools([add]).ainvoke("what is 2+3?")
-    assert called.tool_calls == [{"name": "add", "args": {"a": 2, "b": 3}, "id": "call_s", "type": "tool_call"}]
+    assert called.tool_calls == [
+        {"name": "add", "args": {"a": 2, "b": 3}, "id": "call_s", "type": "tool_call"}
+    ]
     assert emulator.requests[-1].headers.get("x-dashscope-sse") == "enable"

@@ -23,17 +23,29 @@ def test_documents_are_batched_to_the_v3_limit_in_order(embeddings, emulator):
 
 
 def test_v2_uses_its_larger_limit_and_batch_size_is_capped(emulator):
-    v2 = QwenEmbeddings(model="text-embedding-v2", api_key=emulator.api_key, base_url=emulator.base_url)
+    v2 = QwenEmbeddings(
+        model="text-embedding-v2", api_key=emulator.api_key, base_url=emulator.base_url
+    )
     v2.embed_documents(TEXTS)
     assert _texts_per_request(emulator) == [23]
     emulator.reset()
-    capped = QwenEmbeddings(model="text-embedding-v3", api_key=emulator.api_key, base_url=emulator.base_url, batch_size=100)
+    capped = QwenEmbeddings(
+        model="text-embedding-v3",
+        api_key=emulator.api_key,
+        base_url=emulator.base_url,
+        batch_size=100,
+    )
     capped.embed_documents(TEXTS)
     assert _texts_per_request(emulator) == [10, 10, 3]
 
 
 def test_query_uses_query_text_type_and_dimensions(emulator):
-    small = QwenEmbeddings(model="text-embedding-v3", api_key=emulator.api_key, base_url=emulator.base_url, dimensions=512)
+    small = QwenEmbeddings(
+        model="text-embedding-v3",
+        api_key=emulator.api_key,
+        base_url=emulator.base_url,
+        dimensions=512,
+    )
     vector = small.embed_query("what is langchain?")
     assert len(vector) == 512
     params = emulator.requests[-1].body["parameters"]

@@ -40,7 +40,10 @@ class TestChatQwenUnit(ChatModelUnitTests):
     @property
     def init_from_env_params(self) -> tuple[dict, dict, dict]:
         return (
-            {"DASHSCOPE_API_KEY": "sk-from-env", "DASHSCOPE_HTTP_BASE_URL": "http://127.0.0.1:1/api/v1"},
+            {
+                "DASHSCOPE_API_KEY": "sk-from-env",
+                "DASHSCOPE_HTTP_BASE_URL": "http://127.0.0.1:1/api/v1",
+            },
             {"model": "qwen-plus"},
             {"api_key": "sk-from-env", "base_url": "http://127.0.0.1:1/api/v1"},
         )
@@ -103,7 +106,11 @@ class TestQwenEmbeddingsUnit(EmbeddingsUnitTests):
 
     @property
     def init_from_env_params(self) -> tuple[dict, dict, dict]:
-        return ({"DASHSCOPE_API_KEY": "sk-from-env"}, {"model": "text-embedding-v3"}, {"api_key": "sk-from-env"})
+        return (
+            {"DASHSCOPE_API_KEY": "sk-from-env"},
+            {"model": "text-embedding-v3"},
+            {"api_key": "sk-from-env"},
+        )
 
 
 class TestQwenEmbeddingsIntegration(EmbeddingsIntegrationTests):

@@ -21,9 +21,8 @@ import os
 import re
 
 import pytest
-
-schemathesis = pytest.importorskip("schemathesis")
 import requests
+import schemathesis
 from hypothesis import HealthCheck, reject, settings
 
 from langchain_chatchat.server import create_app

@@ -194,9 +194,15 @@ def test_default_app_serves_the_offline_models_end_to_end(monkeypatch):
         assert "Paris" in reply.choices[0].message.content
         assert 0 < reply.usage.completion_tokens <= 24 and reply.usage.prompt_tokens > 0
         stream = client.chat.completions.create(
-            model="SmolLM2-135M-Instruct", messages=question, temperature=0, max_tokens=24, stream=True
+            model="SmolLM2-135M-Instruct",
+            messages=question,
+            temperature=0,
+            max_tokens=24,
+            stream=True,
         )
-        pieces = [c.choices[0].delta.content for c in stream if c.choices and c.choices[0].delta.content]
+        pieces = [
+            c.choices[0].delta.content for c in stream if c.choices and c.choices[0].delta.content
+        ]
         assert len(pieces) > 3 and "".join(pieces) == reply.choices[0].message.content
         vectors = client.embeddings.create(model="all-MiniLM-L6-v2", input=["a", "b"]).data
         assert [len(item.embedding) for item in vectors] == [384, 384]

@@ -142,7 +142,9 @@ def test_provider_rejection_is_400(client, emulator):
 
 
 def test_provider_codes_pass_through_when_openai_has_none(client, emulator):
-    emulator.enqueue(Fault.http(400, "InvalidParameter", "Required parameter(s) missing or invalid"))
+    emulator.enqueue(
+        Fault.http(400, "InvalidParameter", "Required parameter(s) missing or invalid")
+    )
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(model="qwen-plus", messages=HI)
     assert caught.value.body["code"] == "InvalidParameter"

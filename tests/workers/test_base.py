@@ -50,23 +50,31 @@ def _request(*messages: ChatMessage) -> ChatRequest:
 
 @pytest.fixture(autouse=True)
 def _no_backoff(monkeypatch):
-    monkeypatch.setattr("langchain_chatchat.workers.retry.RetryPolicy.delay", lambda self, attempt, error: 0.0)
+    monkeypatch.setattr(
+        "langchain_chatchat.workers.retry.RetryPolicy.delay", lambda self, attempt, error: 0.0
+    )
 
 
 def test_retryable_error_before_first_delta_is_retried():
-    worker = ScriptedWorker([[RateLimitError("slow down")], [ChatDelta(text="ok", finish_reason="stop")]])
+    worker = ScriptedWorker(
+        [[RateLimitError("slow down")], [ChatDelta(text="ok", finish_reason="stop")]]
+    )
     assert [d.text for d in worker.stream(_request())] == ["ok"]
     assert worker.calls == 2
 
 
 async def test_async_retry_and_invoke():
-    worker = ScriptedWorker([[UpstreamUnavailableError("502")], [ChatDelta(text="ok", finish_reason="stop")]])
+    worker = ScriptedWorker(
+        [[UpstreamUnavailableError("502")], [ChatDelta(text="ok", finish_reason="stop")]]
+    )
     result = await worker.ainvoke(_request())
     assert result.text == "ok" and worker.calls == 2
 
 
 def test_error_after_streaming_began_is_not_retried():
-    worker = ScriptedWorker([[ChatDelta(text="par"), UpstreamUnavailableError("dropped")], [ChatDelta(text="x")]])
+    worker = ScriptedWorker(
+        [[ChatDelta(text="par"), UpstreamUnavailableError("dropped")], [ChatDelta(text="x")]]
+    )
     received = []
     with pytest.raises(UpstreamUnavailableError):
         for delta in worker.stream(_request()):
@@ -90,7 +98,13 @@ def test_retries_are_bounded():
 
 def test_leading_system_messages_are_kept_and_merged():
     worker = ScriptedWorker([[ChatDelta(text="ok", finish_reason="stop")]])
-    worker.invoke(_request(ChatMessage("system", "Be brief."), ChatMessage("system", "Answer in French."), ChatMessage("user", "hi")))
+    worker.invoke(
+        _request(
+            ChatMessage("system", "Be brief."),
+            ChatMessage("system", "Answer in French."),
+            ChatMessage("user", "hi"),
+        )
+    )
     sent = worker.seen[0].messages
     assert [m.role for m in sent] == ["system", "user"]
     assert sent[0].content == "Be brief.\n\nAnswer in French."
@@ -103,7 +117,9 @@ def test_system_message_mid_conversation_is_rejected_not_dropped():
 
 
 def test_fold_rule_prepends_system_text_to_first_user_turn():
-    worker = ScriptedWorker([[ChatDelta(text="ok", finish_reason="stop")]], rules=MessageRules(system="fold"))
+    worker = ScriptedWorker(
+        [[ChatDelta(text="ok", finish_reason="stop")]], rules=MessageRules(system="fold")
+    )
     worker.invoke(_request(ChatMessage("system", "Be brief."), ChatMessage("user", "hi")))
     assert [(m.role, m.content) for m in worker.seen[0].messages] == [("user", "Be brief.\n\nhi")]
 
@@ -112,13 +128,18 @@ def test_alternation_and_merging_rules():
     strict = ScriptedWorker([], rules=MessageRules(alternate=True))
     with pytest.raises(BadRequestError, match="alternating"):
         strict.invoke(_request(ChatMessage("user", "a"), ChatMessage("user", "b")))
-    merging = ScriptedWorker([[ChatDelta(text="ok", finish_reason="stop")]], rules=MessageRules(alternate=True, merge_consecutive=True))
+    merging = ScriptedWorker(
+        [[ChatDelta(text="ok", finish_reason="stop")]],
+        rules=MessageRules(alternate=True, merge_consecutive=True),
+    )
     merging.invoke(_request(ChatMessage("user", "a"), ChatMessage("user", "b")))
     assert [(m.role, m.content) for m in merging.seen[0].messages] == [("user", "a\n\nb")]
 
 
 def test_tool_turns_count_as_the_assistant_step():
-    worker = ScriptedWorker([[ChatDelta(text="ok", finish_reason="stop")]], rules=MessageRules(alternate=True))
+    worker = ScriptedWorker(
+        [[ChatDelta(text="ok", finish_reason="stop")]], rules=MessageRules(alternate=True)
+    )
     worker.invoke(
         _request(
             ChatMessage("user", "2+3?"),
@@ -136,19 +157,31 @@ def test_invalid_messages_fail_fast_with_typed_errors():
     with pytest.raises(BadRequestError, match="tool_call_id"):
         worker.invoke(_request(ChatMessage("tool", "5")))
     with pytest.raises(BadRequestError, match="only text"):
-        worker.invoke(_request(ChatMessage("user", [{"type": "image_url", "image_url": {"url": "x"}}])))
+        worker.invoke(
+            _request(ChatMessage("user", [{"type": "image_url", "image_url": {"url": "x"}}]))
+        )
     with pytest.raises(BadRequestError, match="at least one"):
         worker.invoke(ChatRequest(model="m", messages=[]))
     no_tools = ScriptedWorker([], rules=MessageRules(tools=False))
     with pytest.raises(BadRequestError, match="tool calling"):
-        no_tools.invoke(ChatRequest(model="m", messages=[ChatMessage("user", "hi")], tools=[{"type": "function"}]))
+        no_tools.invoke(
+            ChatRequest(
+                model="m", messages=[ChatMessage("user", "hi")], tools=[{"type": "function"}]
+            )
+        )
     assert worker.calls == 0
 
 
 def test_errors_survive_pickling_with_their_details():
-    error = RateLimitError("slow down", provider="qwen", code="Throttling", request_id="r1", retry_after=2.0)
+    error = RateLimitError(
+        "slow down", provider="qwen", code="Throttling", request_id="r1", retry_after=2.0
+    )
     clone = pickle.loads(pickle.dumps(error))
     assert (type(clone), clone.code, clone.request_id, clone.retry_after, clone.retryable) == (
-        RateLimitError, "Throttling", "r1", 2.0, True
+        RateLimitError,
+        "Throttling",
+        "r1",
+        2.0,
+        True,
     )
     assert "Throttling" in str(clone) and "r1" in str(clone)

@@ -1,6 +1,10 @@
 """Cumulative→incremental conversion, tool-call header dedupe and result accumulation."""
 
-from langchain_chatchat.workers.streaming import CumulativeToIncremental, ResultBuilder, ToolCallHeaders
+from langchain_chatchat.workers.streaming import (
+    CumulativeToIncremental,
+    ResultBuilder,
+    ToolCallHeaders,
+)
 from langchain_chatchat.workers.types import ChatDelta, ToolCallDelta, Usage
 
 
@@ -28,10 +32,16 @@ def test_rewritten_prefix_only_emits_the_new_tail():
 def test_cumulative_reasoning_and_tool_arguments():
     converter = CumulativeToIncremental()
     first = converter.convert(
-        ChatDelta(reasoning="think", tool_calls=[ToolCallDelta(index=0, id="c1", name="add", arguments='{"a"')])
+        ChatDelta(
+            reasoning="think",
+            tool_calls=[ToolCallDelta(index=0, id="c1", name="add", arguments='{"a"')],
+        )
     )
     second = converter.convert(
-        ChatDelta(reasoning="thinking", tool_calls=[ToolCallDelta(index=0, id="c1", name="add", arguments='{"a": 1}')])
+        ChatDelta(
+            reasoning="thinking",
+            tool_calls=[ToolCallDelta(index=0, id="c1", name="add", arguments='{"a": 1}')],
+        )
     )
     assert (first.reasoning, second.reasoning) == ("think", "ing")
     assert second.tool_calls[0].arguments == ": 1}"
@@ -50,10 +60,18 @@ def test_tool_call_headers_are_sent_once():
 def test_result_builder_sums_deltas():
     builder = ResultBuilder()
     builder.add(ChatDelta(text="Hel", request_id="r1", model="m"))
-    builder.add(ChatDelta(text="lo", tool_calls=[ToolCallDelta(index=0, id="c1", name="add", arguments='{"a":')]))
+    builder.add(
+        ChatDelta(
+            text="lo", tool_calls=[ToolCallDelta(index=0, id="c1", name="add", arguments='{"a":')]
+        )
+    )
     builder.add(ChatDelta(tool_calls=[ToolCallDelta(index=0, arguments=" 2}")]))
     builder.add(ChatDelta(finish_reason="tool_calls", usage=Usage(3, 4, 7)))
     result = builder.build()
     assert result.text == "Hello"
     assert result.tool_calls[0].name == "add" and result.tool_calls[0].arguments == '{"a": 2}'
-    assert (result.finish_reason, result.usage.total_tokens, result.request_id) == ("tool_calls", 7, "r1")
+    assert (result.finish_reason, result.usage.total_tokens, result.request_id) == (
+        "tool_calls",
+        7,
+        "r1",
+    )

@@ -81,7 +81,9 @@ def stream_error_event(error: BaseException) -> bytes:
 
 
 def _typed_error_body(error: ChatchatError) -> bytes:
-    return error_body(error.message, error.openai_type, param=error.param, code=error.openai_code or error.code)
+    return error_body(
+        error.message, error.openai_type, param=error.param, code=error.openai_code or error.code
+    )
 
 
 def validation_message(errors: list[Any]) -> tuple[str, str | None]:
