@@ -10,19 +10,23 @@ from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
     BaseMessage,
+    ChatMessage,
     HumanMessage,
     SystemMessage,
     ToolMessage,
-)
-from langchain_core.messages import (
-    ChatMessage as LCChatMessage,
 )
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.output_parsers.openai_tools import make_invalid_tool_call, parse_tool_call
 
 from langchain_chatchat.workers.errors import BadRequestError
-from langchain_chatchat.workers.types import ChatDelta, ChatMessage, ChatResult, ToolCall, Usage
+from langchain_chatchat.workers.types import (
+    ChatDelta,
+    Usage,
+    WorkerMessage,
+    WorkerResult,
+    WorkerToolCall,
+)
 
 _ROLES = {
     "system": "system",
@@ -35,23 +39,23 @@ _ROLES = {
 }
 
 
-def to_worker_messages(messages: Sequence[BaseMessage]) -> list[ChatMessage]:
+def to_worker_messages(messages: Sequence[BaseMessage]) -> list[WorkerMessage]:
     return [_to_worker_message(message) for message in messages]
 
 
-def _to_worker_message(message: BaseMessage) -> ChatMessage:
+def _to_worker_message(message: BaseMessage) -> WorkerMessage:
     name = message.name
     if isinstance(message, SystemMessage):
-        return ChatMessage(role="system", content=_text_or_parts(message.content), name=name)
+        return WorkerMessage(role="system", content=_text_or_parts(message.content), name=name)
     if isinstance(message, HumanMessage):
-        return ChatMessage(role="user", content=_text_or_parts(message.content), name=name)
+        return WorkerMessage(role="user", content=_text_or_parts(message.content), name=name)
     if isinstance(message, AIMessage):
-        return ChatMessage(
+        return WorkerMessage(
             role="assistant",
             content=_text(message.content),
             name=name,
             tool_calls=[
-                ToolCall(
+                WorkerToolCall(
                     id=call["id"] or f"call_{i}",
                     name=call["name"],
                     arguments=json.dumps(call["args"], ensure_ascii=False),
@@ -67,9 +71,11 @@ def _to_worker_message(message: BaseMessage) -> ChatMessage:
             if isinstance(content, str)
             else _text(content) or json.dumps(content, ensure_ascii=False)
         )
-        return ChatMessage(role="tool", content=text, tool_call_id=message.tool_call_id, name=name)
-    if isinstance(message, LCChatMessage) and message.role in _ROLES:
-        return ChatMessage(
+        return WorkerMessage(
+            role="tool", content=text, tool_call_id=message.tool_call_id, name=name
+        )
+    if isinstance(message, ChatMessage) and message.role in _ROLES:
+        return WorkerMessage(
             role=_ROLES[message.role], content=_text_or_parts(message.content), name=name
         )
     raise BadRequestError(f"unsupported message type {message.type!r}", param="messages")
@@ -137,7 +143,7 @@ def _response_metadata(
     }
 
 
-def to_ai_message(result: ChatResult, provider: str) -> AIMessage:
+def to_ai_message(result: WorkerResult, provider: str) -> AIMessage:
     tool_calls, invalid = [], []
     for call in result.tool_calls:
         raw = {"id": call.id, "function": {"name": call.name, "arguments": call.arguments}}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from langchain_chatchat.chat_models.azure import AzureSettings
+from langchain_chatchat.connections import AzureSettings
 from langchain_chatchat.embeddings.openai_compatible import OpenAICompatibleEmbeddings
 from langchain_chatchat.workers.azure import AzureOpenAIEmbeddingWorker
 

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from langchain_chatchat.chat_models.openai_compatible import OpenAIConnection
+from langchain_chatchat.connections import OpenAIConnection
 from langchain_chatchat.embeddings.base import ChatchatEmbeddings
 from langchain_chatchat.workers.openai_compatible import OpenAICompatibleEmbeddingWorker
 

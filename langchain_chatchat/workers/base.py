@@ -25,12 +25,12 @@ from langchain_chatchat.workers.retry import (
 from langchain_chatchat.workers.streaming import ResultBuilder
 from langchain_chatchat.workers.types import (
     ChatDelta,
-    ChatMessage,
     ChatRequest,
-    ChatResult,
     EmbeddingRequest,
     EmbeddingResult,
     Usage,
+    WorkerMessage,
+    WorkerResult,
 )
 
 
@@ -89,14 +89,14 @@ class ChatWorker(WorkerBase, ABC):
         request = self.prepare(replace(request, stream=True))
         return aretry_stream(self.retry_policy, lambda: self._acall(request))
 
-    def invoke(self, request: ChatRequest) -> ChatResult:
+    def invoke(self, request: ChatRequest) -> WorkerResult:
         request = self.prepare(replace(request, stream=False))
         builder = ResultBuilder()
         for delta in retry_stream(self.retry_policy, lambda: self._call(request)):
             builder.add(delta)
         return builder.build()
 
-    async def ainvoke(self, request: ChatRequest) -> ChatResult:
+    async def ainvoke(self, request: ChatRequest) -> WorkerResult:
         request = self.prepare(replace(request, stream=False))
         builder = ResultBuilder()
         async for delta in aretry_stream(self.retry_policy, lambda: self._acall(request)):
@@ -114,7 +114,7 @@ class ChatWorker(WorkerBase, ABC):
             )
         return replace(request, messages=self.validate_messages(request.messages))
 
-    def validate_messages(self, messages: list[ChatMessage]) -> list[ChatMessage]:
+    def validate_messages(self, messages: list[WorkerMessage]) -> list[WorkerMessage]:
         """Apply this provider's `message_rules`; override to add provider-specific checks."""
         rules = self.message_rules
         if not messages:
@@ -128,7 +128,9 @@ class ChatWorker(WorkerBase, ABC):
             self._check_alternation(messages)
         return messages
 
-    def _place_system(self, messages: list[ChatMessage], rules: MessageRules) -> list[ChatMessage]:
+    def _place_system(
+        self, messages: list[WorkerMessage], rules: MessageRules
+    ) -> list[WorkerMessage]:
         leading = 0
         while leading < len(messages) and messages[leading].role == "system":
             leading += 1
@@ -142,13 +144,13 @@ class ChatWorker(WorkerBase, ABC):
         system_text = "\n\n".join(m.text() for m in messages[:leading])
         rest = messages[leading:]
         if rules.system == "first":
-            return [ChatMessage(role="system", content=system_text), *rest]
+            return [WorkerMessage(role="system", content=system_text), *rest]
         if not rest or rest[0].role != "user":
-            return [ChatMessage(role="user", content=system_text), *rest]
+            return [WorkerMessage(role="user", content=system_text), *rest]
         first = rest[0]
         return [replace(first, content=f"{system_text}\n\n{first.text()}"), *rest[1:]]
 
-    def _check_message(self, message: ChatMessage, rules: MessageRules) -> None:
+    def _check_message(self, message: WorkerMessage, rules: MessageRules) -> None:
         if message.role == "tool" or message.tool_calls:
             if not rules.tools:
                 raise self._bad_messages("tool messages are not supported by this provider")
@@ -161,7 +163,7 @@ class ChatWorker(WorkerBase, ABC):
                     f"{self.provider} text models accept only text content, got {sorted(kinds)}"
                 )
 
-    def _check_alternation(self, messages: list[ChatMessage]) -> None:
+    def _check_alternation(self, messages: list[WorkerMessage]) -> None:
         """User and assistant alternate; tool results and the assistant's answer to them belong
         to the assistant's step (user → assistant(tool_calls) → tool… → assistant → user)."""
         expected, previous = "user", "system"
@@ -186,8 +188,8 @@ class ChatWorker(WorkerBase, ABC):
         return BadRequestError(message, provider=self.provider, param="messages")
 
 
-def _merge_consecutive(messages: list[ChatMessage]) -> list[ChatMessage]:
-    merged: list[ChatMessage] = []
+def _merge_consecutive(messages: list[WorkerMessage]) -> list[WorkerMessage]:
+    merged: list[WorkerMessage] = []
     for message in messages:
         previous = merged[-1] if merged else None
         if (

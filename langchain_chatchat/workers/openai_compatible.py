@@ -56,13 +56,13 @@ from langchain_chatchat.workers.errors import (
 from langchain_chatchat.workers.streaming import ToolCallHeaders
 from langchain_chatchat.workers.types import (
     ChatDelta,
-    ChatMessage,
     ChatRequest,
     EmbeddingRequest,
     EmbeddingResult,
     FinishReason,
     ToolCallDelta,
     Usage,
+    WorkerMessage,
 )
 
 logger = logging.getLogger(__name__)
@@ -373,7 +373,7 @@ class OpenAICompatibleWorker(OpenAICompatibleClient, ChatWorker):
         """Last provider-specific touch to the payload."""
         return payload
 
-    def convert_message(self, message: ChatMessage) -> dict[str, Any]:
+    def convert_message(self, message: WorkerMessage) -> dict[str, Any]:
         item: dict[str, Any] = {"role": message.role, "content": message.content}
         if message.name and message.role in ("user", "assistant", "system"):
             item["name"] = message.name

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from langchain_chatchat.workers.types import ChatMessage, Role
+from langchain_chatchat.workers.types import Role, WorkerMessage
 
 _ROLE_NAMES: dict[str, Role] = {
     "system": "system",
@@ -37,36 +37,36 @@ _ROLE_MARKER = re.compile(
 )
 
 
-def prompt_to_messages(prompt: str) -> list[ChatMessage]:
+def prompt_to_messages(prompt: str) -> list[WorkerMessage]:
     """Split a rendered chat prompt into messages, keeping the system prompt."""
     turns = _chatml_turns(prompt) if "<|im_start|>" in prompt else _role_prefixed_turns(prompt)
     if turns and turns[-1].role == "assistant" and not turns[-1].content:
         turns.pop()
-    return turns or [ChatMessage(role="user", content=prompt)]
+    return turns or [WorkerMessage(role="user", content=prompt)]
 
 
-def _chatml_turns(prompt: str) -> list[ChatMessage]:
+def _chatml_turns(prompt: str) -> list[WorkerMessage]:
     turns = []
     preamble = prompt[: prompt.index("<|im_start|>")].strip()
     if preamble:
-        turns.append(ChatMessage(role="system", content=preamble))
+        turns.append(WorkerMessage(role="system", content=preamble))
     for role, content in _CHATML_TURN.findall(prompt):
         turns.append(
-            ChatMessage(role=_ROLE_NAMES.get(role.lower(), "user"), content=content.strip())
+            WorkerMessage(role=_ROLE_NAMES.get(role.lower(), "user"), content=content.strip())
         )
     return turns
 
 
-def _role_prefixed_turns(prompt: str) -> list[ChatMessage]:
+def _role_prefixed_turns(prompt: str) -> list[WorkerMessage]:
     markers = list(_ROLE_MARKER.finditer(prompt))
     if not markers:
         return []
     turns = []
     preamble = prompt[: markers[0].start()].strip()
     if preamble:
-        turns.append(ChatMessage(role="system", content=preamble))
+        turns.append(WorkerMessage(role="system", content=preamble))
     for marker, following in zip(markers, [*markers[1:], None], strict=True):
         end = following.start() if following else len(prompt)
         content = prompt[marker.end() : end].strip()
-        turns.append(ChatMessage(role=_ROLE_NAMES[marker.group(1).lower()], content=content))
+        turns.append(WorkerMessage(role=_ROLE_NAMES[marker.group(1).lower()], content=content))
     return turns

@@ -41,12 +41,12 @@ from langchain_chatchat.workers.errors import (
 from langchain_chatchat.workers.streaming import CumulativeToIncremental, ToolCallHeaders
 from langchain_chatchat.workers.types import (
     ChatDelta,
-    ChatMessage,
     ChatRequest,
     EmbeddingRequest,
     EmbeddingResult,
     ToolCallDelta,
     Usage,
+    WorkerMessage,
 )
 
 DEFAULT_BASE_URL = "https://dashscope.aliyuncs.com/api/v1"
@@ -241,7 +241,7 @@ def _usage(raw: Any) -> Usage | None:
     )
 
 
-def _to_dashscope_messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
+def _to_dashscope_messages(messages: list[WorkerMessage]) -> list[dict[str, Any]]:
     names_by_call_id: dict[str, str] = {}
     converted = []
     for message in messages:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from langchain_chatchat.workers.types import ChatDelta, ChatResult, ToolCall, ToolCallDelta
+from langchain_chatchat.workers.types import ChatDelta, ToolCallDelta, WorkerResult, WorkerToolCall
 
 logger = logging.getLogger(__name__)
 
@@ -85,13 +85,13 @@ class CumulativeToIncremental:
 
 
 class ResultBuilder:
-    """Sums incremental deltas into one ChatResult (used for non-streaming invocations)."""
+    """Sums incremental deltas into one WorkerResult (used for non-streaming invocations)."""
 
     def __init__(self) -> None:
         self._text: list[str] = []
         self._reasoning: list[str] = []
         self._calls: dict[int, list] = {}
-        self.result = ChatResult()
+        self.result = WorkerResult()
 
     def add(self, delta: ChatDelta) -> None:
         if delta.text:
@@ -109,12 +109,12 @@ class ResultBuilder:
         result.request_id = result.request_id or delta.request_id
         result.model = delta.model or result.model
 
-    def build(self) -> ChatResult:
+    def build(self) -> WorkerResult:
         result = self.result
         result.text = "".join(self._text)
         result.reasoning = "".join(self._reasoning)
         result.tool_calls = [
-            ToolCall(
+            WorkerToolCall(
                 id=call_id or f"call_{index}", name=name or "", arguments="".join(args) or "{}"
             )
             for index, (call_id, name, args) in sorted(self._calls.items())

@@ -14,7 +14,7 @@ Role = Literal["system", "user", "assistant", "tool"]
 
 
 @dataclass
-class ToolCall:
+class WorkerToolCall:
     """A complete tool call requested by the model; `arguments` is the raw JSON string."""
 
     id: str
@@ -23,7 +23,7 @@ class ToolCall:
 
 
 @dataclass
-class ChatMessage:
+class WorkerMessage:
     """One conversation turn in OpenAI-like shape.
 
     `content` is a string or a list of OpenAI-style parts ({"type": "text", ...},
@@ -33,7 +33,7 @@ class ChatMessage:
     role: Role
     content: str | list[dict[str, Any]] = ""
     name: str | None = None
-    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_calls: list[WorkerToolCall] = field(default_factory=list)
     tool_call_id: str | None = None
     reasoning_content: str | None = None
 
@@ -57,7 +57,7 @@ class ChatRequest:
     """
 
     model: str
-    messages: list[ChatMessage]
+    messages: list[WorkerMessage]
     stream: bool = False
     temperature: float | None = None
     top_p: float | None = None
@@ -107,12 +107,12 @@ class ChatDelta:
 
 
 @dataclass
-class ChatResult:
+class WorkerResult:
     """A whole reply, the sum of its deltas."""
 
     text: str = ""
     reasoning: str = ""
-    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_calls: list[WorkerToolCall] = field(default_factory=list)
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
     request_id: str | None = None

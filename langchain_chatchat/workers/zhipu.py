@@ -33,7 +33,7 @@ from langchain_chatchat.workers.openai_compatible import (
     OpenAICompatibleEmbeddingWorker,
     OpenAICompatibleWorker,
 )
-from langchain_chatchat.workers.types import ChatMessage
+from langchain_chatchat.workers.types import WorkerMessage
 
 DEFAULT_BASE_URL = "https://open.bigmodel.cn/api/paas/v4"
 TOKEN_TTL_SECONDS = 180
@@ -110,7 +110,7 @@ class ZhipuWorker(_ZhipuClient, OpenAICompatibleWorker):
     response_formats: ClassVar[frozenset[str]] = frozenset({"json_object"})
     max_stop: ClassVar[int] = 1
 
-    def validate_messages(self, messages: list[ChatMessage]) -> list[ChatMessage]:
+    def validate_messages(self, messages: list[WorkerMessage]) -> list[WorkerMessage]:
         messages = super().validate_messages(messages)
         if not any(message.role == "user" for message in messages):
             raise self._bad_messages(

@@ -14,7 +14,7 @@ from langchain_chatchat.workers.errors import (
     RateLimitError,
     UpstreamUnavailableError,
 )
-from langchain_chatchat.workers.types import ChatDelta, ChatMessage, ChatRequest, ToolCall
+from langchain_chatchat.workers.types import ChatDelta, ChatRequest, WorkerMessage, WorkerToolCall
 
 
 class ScriptedWorker(ChatWorker):
@@ -44,8 +44,8 @@ class ScriptedWorker(ChatWorker):
             yield delta
 
 
-def _request(*messages: ChatMessage) -> ChatRequest:
-    return ChatRequest(model="m", messages=list(messages) or [ChatMessage("user", "hi")])
+def _request(*messages: WorkerMessage) -> ChatRequest:
+    return ChatRequest(model="m", messages=list(messages) or [WorkerMessage("user", "hi")])
 
 
 @pytest.fixture(autouse=True)
@@ -100,9 +100,9 @@ def test_leading_system_messages_are_kept_and_merged():
     worker = ScriptedWorker([[ChatDelta(text="ok", finish_reason="stop")]])
     worker.invoke(
         _request(
-            ChatMessage("system", "Be brief."),
-            ChatMessage("system", "Answer in French."),
-            ChatMessage("user", "hi"),
+            WorkerMessage("system", "Be brief."),
+            WorkerMessage("system", "Answer in French."),
+            WorkerMessage("user", "hi"),
         )
     )
     sent = worker.seen[0].messages
@@ -113,26 +113,26 @@ def test_leading_system_messages_are_kept_and_merged():
 def test_system_message_mid_conversation_is_rejected_not_dropped():
     worker = ScriptedWorker([])
     with pytest.raises(BadRequestError, match="system message"):
-        worker.invoke(_request(ChatMessage("user", "hi"), ChatMessage("system", "late")))
+        worker.invoke(_request(WorkerMessage("user", "hi"), WorkerMessage("system", "late")))
 
 
 def test_fold_rule_prepends_system_text_to_first_user_turn():
     worker = ScriptedWorker(
         [[ChatDelta(text="ok", finish_reason="stop")]], rules=MessageRules(system="fold")
     )
-    worker.invoke(_request(ChatMessage("system", "Be brief."), ChatMessage("user", "hi")))
+    worker.invoke(_request(WorkerMessage("system", "Be brief."), WorkerMessage("user", "hi")))
     assert [(m.role, m.content) for m in worker.seen[0].messages] == [("user", "Be brief.\n\nhi")]
 
 
 def test_alternation_and_merging_rules():
     strict = ScriptedWorker([], rules=MessageRules(alternate=True))
     with pytest.raises(BadRequestError, match="alternating"):
-        strict.invoke(_request(ChatMessage("user", "a"), ChatMessage("user", "b")))
+        strict.invoke(_request(WorkerMessage("user", "a"), WorkerMessage("user", "b")))
     merging = ScriptedWorker(
         [[ChatDelta(text="ok", finish_reason="stop")]],
         rules=MessageRules(alternate=True, merge_consecutive=True),
     )
-    merging.invoke(_request(ChatMessage("user", "a"), ChatMessage("user", "b")))
+    merging.invoke(_request(WorkerMessage("user", "a"), WorkerMessage("user", "b")))
     assert [(m.role, m.content) for m in merging.seen[0].messages] == [("user", "a\n\nb")]
 
 
@@ -142,11 +142,13 @@ def test_tool_turns_count_as_the_assistant_step():
     )
     worker.invoke(
         _request(
-            ChatMessage("user", "2+3?"),
-            ChatMessage("assistant", "", tool_calls=[ToolCall("c1", "add", '{"a": 2, "b": 3}')]),
-            ChatMessage("tool", "5", tool_call_id="c1"),
-            ChatMessage("assistant", "5"),
-            ChatMessage("user", "thanks"),
+            WorkerMessage("user", "2+3?"),
+            WorkerMessage(
+                "assistant", "", tool_calls=[WorkerToolCall("c1", "add", '{"a": 2, "b": 3}')]
+            ),
+            WorkerMessage("tool", "5", tool_call_id="c1"),
+            WorkerMessage("assistant", "5"),
+            WorkerMessage("user", "thanks"),
         )
     )
     assert worker.calls == 1
@@ -155,10 +157,10 @@ def test_tool_turns_count_as_the_assistant_step():
 def test_invalid_messages_fail_fast_with_typed_errors():
     worker = ScriptedWorker([])
     with pytest.raises(BadRequestError, match="tool_call_id"):
-        worker.invoke(_request(ChatMessage("tool", "5")))
+        worker.invoke(_request(WorkerMessage("tool", "5")))
     with pytest.raises(BadRequestError, match="only text"):
         worker.invoke(
-            _request(ChatMessage("user", [{"type": "image_url", "image_url": {"url": "x"}}]))
+            _request(WorkerMessage("user", [{"type": "image_url", "image_url": {"url": "x"}}]))
         )
     with pytest.raises(BadRequestError, match="at least one"):
         worker.invoke(ChatRequest(model="m", messages=[]))
@@ -166,7 +168,7 @@ def test_invalid_messages_fail_fast_with_typed_errors():
     with pytest.raises(BadRequestError, match="tool calling"):
         no_tools.invoke(
             ChatRequest(
-                model="m", messages=[ChatMessage("user", "hi")], tools=[{"type": "function"}]
+                model="m", messages=[WorkerMessage("user", "hi")], tools=[{"type": "function"}]
             )
         )
     assert worker.calls == 0

@@ -41,11 +41,11 @@ from langchain_chatchat.workers.local.tools import (
 )
 from langchain_chatchat.workers.types import (
     ChatDelta,
-    ChatMessage,
     ChatRequest,
     FinishReason,
     ToolCallDelta,
     Usage,
+    WorkerMessage,
 )
 
 _ENGINES: dict[tuple[int, int, int], GenerationEngine] = {}
@@ -282,7 +282,7 @@ def _check_sampling(request: ChatRequest) -> None:
         raise BadRequestError("top_p must be in (0, 1]", provider="local", param="top_p")
 
 
-def _template_messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
+def _template_messages(messages: list[WorkerMessage]) -> list[dict[str, Any]]:
     """Worker messages in the shape transformers chat templates expect."""
     rendered = []
     for message in messages:
