@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from langchain_chatchat.workers.content import MediaRules, pattern
 from langchain_chatchat.workers.errors import (
     AuthenticationError,
     BadRequestError,
@@ -80,6 +81,14 @@ class _AzureClient(OpenAICompatibleClient):
 class AzureOpenAIWorker(_AzureClient, OpenAICompatibleWorker):
     """Chat on an Azure OpenAI deployment (the deployment, not `model`, picks the model).
     Streams may open with a `choices: []` chunk carrying prompt_filter_results."""
+
+    media_rules: ClassVar[MediaRules] = MediaRules(
+        # Azure OpenAI vision how-to: the OpenAI image parts and limits. Deployment names are
+        # the operator's, so only names of the known text-only families are refused.
+        text_models=pattern(r"^(gpt-35|gpt-3\.5|o1-mini|o3-mini)"),
+        audio_models=pattern(r"audio"),
+        example="gpt-4o",
+    )
 
 
 class AzureOpenAIEmbeddingWorker(_AzureClient, OpenAICompatibleEmbeddingWorker):

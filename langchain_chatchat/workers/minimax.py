@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from langchain_chatchat.workers.content import MediaRules, pattern
 from langchain_chatchat.workers.errors import (
     AuthenticationError,
     BadRequestError,
@@ -93,6 +94,12 @@ class MiniMaxWorker(_MiniMaxClient, OpenAICompatibleWorker):
     include_usage_option: ClassVar[bool] = False
     tool_choices: ClassVar[frozenset[str]] = frozenset({"auto", "none"})
     response_formats: ClassVar[frozenset[str]] = frozenset({"json_schema"})
+    media_rules: ClassVar[MediaRules] = MediaRules(
+        # chatcompletion_v2 reference: MiniMax-VL-01 takes OpenAI image parts; the text models
+        # (MiniMax-M1, MiniMax-Text-01, abab*) do not.
+        models=pattern(r"-vl-"),
+        example="MiniMax-VL-01",
+    )
 
     def delta_from_choice(self, choice: dict[str, Any], reader: StreamReader) -> ChatDelta:
         if "delta" in choice or not isinstance(choice.get("message"), Mapping):

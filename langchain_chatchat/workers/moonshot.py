@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from langchain_chatchat.workers.content import MediaRules, pattern
 from langchain_chatchat.workers.errors import (
     AuthenticationError,
     ContentFilterError,
@@ -34,6 +35,15 @@ class MoonshotWorker(OpenAICompatibleWorker):
     api_key_required: ClassVar[bool] = True
     tool_choices: ClassVar[frozenset[str]] = frozenset({"auto", "none"})
     response_formats: ClassVar[frozenset[str]] = frozenset({"json_object"})
+    media_rules: ClassVar[MediaRules] = MediaRules(
+        # "Use the Kimi Vision Model": moonshot-v1-*-vision-preview, kimi-latest and kimi-k2.5+
+        # take png/jpeg/webp/gif as base64 data URLs; "URL-formatted images: Not supported"
+        # (the API answers "unsupported image url"); kimi-k2.5 also understands video.
+        models=pattern(r"vision|^kimi-latest|^kimi-k2\.[5-9]|^kimi-k[3-9]"),
+        remote_urls=False,
+        video_models=pattern(r"^kimi-k2\.[5-9]|^kimi-k[3-9]"),
+        example="moonshot-v1-8k-vision-preview",
+    )
     error_codes: ClassVar = {
         "content_filter": ContentFilterError,
         "invalid_authentication_error": AuthenticationError,

@@ -42,6 +42,7 @@ import orjson
 from httpx_sse import EventSource
 
 from langchain_chatchat.workers.base import ChatWorker, EmbeddingWorker, MessageRules, WorkerBase
+from langchain_chatchat.workers.content import MediaRules, pattern
 from langchain_chatchat.workers.errors import (
     AuthenticationError,
     BadRequestError,
@@ -319,6 +320,10 @@ class OpenAICompatibleWorker(OpenAICompatibleClient, ChatWorker):
     """Chat over `POST {base_url}/chat/completions` with OpenAI's request and SSE shapes."""
 
     message_rules: ClassVar[MessageRules] = MessageRules(images=True)
+    media_rules: ClassVar[MediaRules] = MediaRules(audio_models=pattern(r"audio|omni"))
+    """OpenAI's rules (png/jpeg/gif/webp, `detail`, images in user turns only: a tool message
+    takes text parts only, per the chat completions reference); any model, since a generic
+    server's model names say nothing (its own 400 is mapped if it has no vision)."""
     chat_path: ClassVar[str] = "/chat/completions"
     include_usage_option: ClassVar[bool] = True
     """Send `stream_options: {"include_usage": true}` (providers that reject it set False)."""

@@ -19,6 +19,7 @@ import threading
 import time
 from typing import Any, ClassVar
 
+from langchain_chatchat.workers.content import MIB, MediaRules, pattern
 from langchain_chatchat.workers.errors import (
     AuthenticationError,
     ContentFilterError,
@@ -109,6 +110,20 @@ class ZhipuWorker(_ZhipuClient, OpenAICompatibleWorker):
     tool_choices: ClassVar[frozenset[str]] = frozenset({"auto"})
     response_formats: ClassVar[frozenset[str]] = frozenset({"json_object"})
     max_stop: ClassVar[int] = 1
+    media_rules: ClassVar[MediaRules] = MediaRules(
+        # GLM-4V docs: images by URL or base64, jpg/png/jpeg, at most 5 MB and 6000x6000 pixels
+        # each; glm-4v-plus and the GLM-4.xV models also take `video_url`. Both official SDKs
+        # (zhipuai `drop_prefix_image_data`, zai-sdk) strip the `data:image/...;base64,` prefix,
+        # so inline images go as bare base64.
+        models=pattern(r"^glm-[\d.]+v"),
+        formats=frozenset({"png", "jpeg"}),
+        max_image_bytes=5 * MIB,
+        max_side=6000,
+        inline="base64",
+        detail=False,
+        video_models=pattern(r"^glm-4v-plus|^glm-4\.\d+v"),
+        example="glm-4v-plus",
+    )
 
     def validate_messages(self, messages: list[WorkerMessage]) -> list[WorkerMessage]:
         messages = super().validate_messages(messages)
