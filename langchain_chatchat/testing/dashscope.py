@@ -19,6 +19,7 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal, TypeVar
 
 from starlette.applications import Starlette
@@ -178,11 +179,22 @@ class DashScopeEmulator(EmulatorBase):
         self.responder = responder or Responder()
         super().__init__()
         methods = ["POST", "GET"]
+        # The vision models' endpoint lives in its own module, which builds on this one.
+        from langchain_chatchat.testing import dashscope_multimodal as multimodal
+
+        self.models = {**multimodal.VISION_MODELS, **self.models}
+        self.remote_images: dict[str, bytes] = {}
+        """Bytes to serve for image URLs instead of downloading them (for URLs off loopback)."""
         self._serve(
             Starlette(
                 routes=[
                     Route(GENERATION_PATH, self._generation, methods=methods),
                     Route(EMBEDDING_PATH, self._embedding, methods=methods),
+                    Route(
+                        multimodal.MULTIMODAL_PATH,
+                        partial(multimodal.multimodal_generation, self),
+                        methods=["POST"],
+                    ),
                 ]
             )
         )

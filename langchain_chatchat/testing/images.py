@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import io
 from collections.abc import Mapping
@@ -20,7 +21,17 @@ from dataclasses import dataclass
 
 import httpx
 
-__all__ = ["ImageProblem", "SeenImage", "fetch_image", "open_image", "split_data_url"]
+from langchain_chatchat.testing.script import Reply
+
+__all__ = [
+    "ImageProblem",
+    "ImageRules",
+    "SeenImage",
+    "fetch_image",
+    "open_image",
+    "seeing",
+    "split_data_url",
+]
 
 
 class ImageProblem(Exception):
@@ -154,3 +165,12 @@ class ImageRules:
         ):
             raise ImageProblem("pixels", f"{seen.width}x{seen.height}")
         return seen
+
+
+def seeing(reply: Reply, images: list[SeenImage]) -> Reply:
+    """A default reply prefixed with what the model saw, so a test can check that each image
+    arrived intact (left alone for tool calls and JSON answers, which must stay parseable)."""
+    if not images or reply.tool_calls or reply.text.lstrip().startswith(("{", "[")):
+        return reply
+    seen = "; ".join(image.describe() for image in images)
+    return dataclasses.replace(reply, text=f"I see {len(images)} image(s): {seen}. {reply.text}")

@@ -25,7 +25,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
 
-from langchain_chatchat.testing.images import ImageProblem, ImageRules, SeenImage
+from langchain_chatchat.testing.images import ImageProblem, ImageRules, SeenImage, seeing
 from langchain_chatchat.testing.profiles import PROFILES, ApiError, Call, Profile, json_word_missing
 from langchain_chatchat.testing.responder import (
     Responder,
@@ -139,7 +139,7 @@ class OpenAICompatibleEmulator(EmulatorBase):
         item, hang = self._take()
         if isinstance(item, Fault) and (item.kind == "http" or not stream):
             return self._error(ApiError(item.status, item.code, item.message), record)
-        reply = item if isinstance(item, Reply) else _seeing(self._default_reply(body), images)
+        reply = item if isinstance(item, Reply) else seeing(self._default_reply(body), images)
         render = _Render(self.profile, body, reply, record.request_id, _prompt_tokens(body))
         if not stream or self.profile.ignore_stream:
             payload = _dumps(render.completion())
@@ -484,15 +484,6 @@ class _Render:
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
         return {**self.head, "object": "chat.completion.chunk", "choices": [choice]}
-
-
-def _seeing(reply: Reply, images: list[SeenImage]) -> Reply:
-    """The default reply prefixed with what the model saw, so tests can check that each image
-    arrived intact (left alone for tool calls and JSON answers, which must stay parseable)."""
-    if not images or reply.tool_calls or reply.text.lstrip().startswith(("{", "[")):
-        return reply
-    seen = "; ".join(image.describe() for image in images)
-    return dataclasses.replace(reply, text=f"I see {len(images)} image(s): {seen}. {reply.text}")
 
 
 def _usage(reply: Reply, prompt_tokens: int) -> dict[str, Any]:

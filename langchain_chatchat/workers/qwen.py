@@ -25,7 +25,9 @@ try:  # newer SDKs keep one aiohttp session per event loop, and never close it t
 except ImportError:  # older SDKs open a session per call: nothing stays open
     close_shared_aio_session = None
 
-from langchain_chatchat.workers.base import ChatWorker, EmbeddingWorker
+from langchain_chatchat.workers import qwen_multimodal
+from langchain_chatchat.workers.base import ChatWorker, EmbeddingWorker, MessageRules
+from langchain_chatchat.workers.content import prepare_media
 from langchain_chatchat.workers.errors import (
     AuthenticationError,
     ChatchatError,
@@ -82,9 +84,40 @@ class _DashScopeClient:
 
 
 class QwenWorker(_DashScopeClient, ChatWorker):
-    def __init__(self, *, api_key: str | None, base_url: str | None = None, **kwargs: Any) -> None:
+    """Text models on text generation; vision models on the multimodal endpoint (chosen by model
+    name, or by `multimodal`); `file://` media read only from `local_media_dir`."""
+
+    message_rules = MessageRules(images=True)
+    media_rules = qwen_multimodal.MEDIA_RULES
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str | None = None,
+        multimodal: bool | None = None,
+        local_media_dir: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self._init_client(api_key, base_url)
+        self.multimodal = multimodal
+        self.local_media_dir = local_media_dir
+
+    def prepare_media(self, request: ChatRequest) -> ChatRequest:
+        return prepare_media(
+            request,
+            self.media_rules,
+            self.provider,
+            vision=self.multimodal,
+            local_dir=self.local_media_dir,
+        )
+
+    def _generate(self, request: ChatRequest) -> tuple[Any, Any]:
+        """The SDK calls (sync, async) of the endpoint that serves `request.model`."""
+        if qwen_multimodal.uses_multimodal(request.model, self.multimodal):
+            return qwen_multimodal.call, qwen_multimodal.acall
+        return Generation.call, AioGeneration.call
 
     # -- request translation ---------------------------------------------------------------
     def _payload(self, request: ChatRequest) -> dict[str, Any]:
@@ -124,7 +157,7 @@ class QwenWorker(_DashScopeClient, ChatWorker):
     def _call(self, request: ChatRequest) -> Iterator[ChatDelta]:
         payload = self._payload(request)
         with _transport_errors():
-            response = Generation.call(**payload)
+            response = self._generate(request)[0](**payload)
             if not payload["stream"]:
                 yield _delta_from_response(_checked(response), request.model, final=True)
                 return
@@ -139,7 +172,7 @@ class QwenWorker(_DashScopeClient, ChatWorker):
     async def _acall(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
         payload = self._payload(request)
         with _transport_errors():
-            response = await AioGeneration.call(**payload)
+            response = await self._generate(request)[1](**payload)
             if not payload["stream"]:
                 yield _delta_from_response(_checked(response), request.model, final=True)
                 return
