@@ -17,6 +17,7 @@ from langchain_core.runnables import Runnable
 from langserve import add_routes
 from pydantic import ValidationError
 
+from langchain_chatchat.server.openai.messages import refuse_local_media
 from langchain_chatchat.server.registry import ModelRegistry
 from langchain_chatchat.workers.errors import BadRequestError
 
@@ -47,6 +48,7 @@ def _body_checker(runnable: Runnable) -> Any:
             return  # LangServe reports invalid JSON itself, as a 4xx
         if not isinstance(body, dict):
             return
+        refuse_local_media(body.get("input", body.get("inputs")), param="input")
         batch = endpoint == "batch"
         if "config" in body:
             config = body["config"]
