@@ -341,9 +341,10 @@ class DashScopeEmulator(EmulatorBase):
         )
 
     def _validate_generation(
-        self, body: dict[str, Any], spec: ChatModelSpec, *, stream: bool
+        self, body: dict[str, Any], spec: ChatModelSpec, *, stream: bool, media_tokens: int = 0
     ) -> _Generation:
-        """Reject what DashScope documents as invalid, with its documented messages."""
+        """Reject what DashScope documents as invalid, with its documented messages.
+        `media_tokens`: the input tokens of images and video (multimodal endpoint)."""
         model = body["model"]
         messages = _messages(body["input"])
         params = body.get("parameters") or {}
@@ -393,7 +394,9 @@ class DashScopeEmulator(EmulatorBase):
                 "to use 'response_format' of type 'json_object'."
             )
 
-        input_tokens = sum(count_tokens(message_text(m)) + _tool_call_tokens(m) for m in messages)
+        input_tokens = media_tokens + sum(
+            count_tokens(message_text(m)) + _tool_call_tokens(m) for m in messages
+        )
         if tools:
             input_tokens += count_tokens(json.dumps(tools, ensure_ascii=False))
         limit = self.max_input_tokens or spec.max_input_tokens

@@ -118,7 +118,12 @@ async def multimodal_generation(emulator: DashScopeEmulator, request: Request) -
         body = emulator._check_request(request, record)
         spec = emulator._spec(body, VisionModelSpec)
         text_body, seen, image_tokens = _read_input(body, spec, emulator.remote_images)
-        call = emulator._validate_generation(text_body, spec, stream=stream)  # type: ignore[arg-type]
+        call = emulator._validate_generation(
+            text_body,
+            spec,  # type: ignore[arg-type]
+            stream=stream,
+            media_tokens=image_tokens,
+        )
     except _ApiError as error:
         return emulator._error(error, record, stream=stream)
 
@@ -128,7 +133,7 @@ async def multimodal_generation(emulator: DashScopeEmulator, request: Request) -
             _ApiError(item.status, item.code, item.message), record, stream=stream
         )
     reply = item if isinstance(item, Reply) else seeing(emulator._default_reply(call), seen)
-    usage = _with_image_tokens(_usage(reply, call.input_tokens + image_tokens), image_tokens)
+    usage = _with_image_tokens(_usage(reply, call.input_tokens), image_tokens)
     if not stream:
         scripted = item if isinstance(item, Reply) else None
         return emulator._json(
@@ -136,7 +141,7 @@ async def multimodal_generation(emulator: DashScopeEmulator, request: Request) -
         )
 
     cumulative = not call.incremental if reply.cumulative is None else reply.cumulative
-    outputs = _stream_outputs(reply, usage, call.input_tokens + image_tokens, True, cumulative)
+    outputs = _stream_outputs(reply, usage, call.input_tokens, True, cumulative)
     frames = [
         _frame(i, {"output": _as_parts(out), "usage": use, "request_id": record.request_id})
         for i, (out, use) in enumerate(outputs, start=1)
