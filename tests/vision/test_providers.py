@@ -192,3 +192,18 @@ def test_openai_emulator_allows_images_only_in_user_turns(openai_client):
                 {"role": "assistant", "content": [_image(data_url(image_bytes()))]},
             ],
         )
+
+
+def test_merged_turns_keep_their_images(emulators):
+    """ERNIE needs alternating turns, so back-to-back user turns merge — images included."""
+    llm, emulator = _chat(emulators, "qianfan", MODELS["qianfan"][0])
+    png = image_bytes()
+    reply = llm.invoke([HumanMessage("first"), *_ask(_image(data_url(png)))])
+    assert seen(png) in reply.content
+    (message,) = emulator.requests[-1].body["messages"]
+    assert message["content"] == [
+        {"type": "text", "text": "first"},
+        {"type": "text", "text": "\n\n"},
+        {"type": "text", "text": "What is in the picture?"},
+        _image(data_url(png)),
+    ]
