@@ -56,8 +56,12 @@ class StandardImages:
             emulator.remote_images[STANDARD_IMAGE_URL] = picture
 
     @property
+    def worker_type(self) -> Any:
+        return self.chat_model_class.worker_class
+
+    @property
     def _media(self) -> Any:
-        worker = self.chat_model_class.worker_class
+        worker = self.worker_type
         return worker.media_rules if worker.message_rules.images else None
 
     @property
