@@ -63,9 +63,10 @@ class VideoPart(TypedDict):
 ContentPart = Annotated[
     TextPart | ImagePart | AudioPart | VideoURLPart | VideoPart, Field(discriminator="type")
 ]
-Content = str | list[ContentPart]
+# The list first, so that a malformed part (not "content is not a string") is what a 400 names.
+Content = list[ContentPart] | str
 """User and tool content: text and media parts (which models take media: each provider's rules)."""
-TextContent = str | list[TextPart]
+TextContent = list[TextPart] | str
 
 # Keyword names that `Runnable.ainvoke/astream` itself interprets; never forwarded from a body.
 _RESERVED_KWARGS = frozenset(
