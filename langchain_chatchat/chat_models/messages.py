@@ -130,7 +130,7 @@ def _to_openai_part(part: str | dict[str, Any]) -> dict[str, Any]:
         return {"type": "input_audio", "input_audio": _audio(part)}
     if kind in ("video", "video_url"):
         return {"type": "video", "video": _video(part)}
-    if kind == "file" or kind == "document":
+    if kind in ("file", "document"):
         raise BadRequestError(
             "file and document content blocks (PDF etc.) are not supported; send text or images",
             param="messages",

@@ -18,7 +18,7 @@ import binascii
 import os
 import re
 import struct
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 from urllib.parse import unquote, urlparse
 
@@ -129,8 +129,8 @@ class MediaRules:
     inline: Literal["data_url", "base64"] = "data_url"
     detail: bool = True
     tool_images: bool = False
-    video_models: re.Pattern[str] | None = field(default=None)
-    audio_models: re.Pattern[str] | None = field(default=None)
+    video_models: re.Pattern[str] | None = None
+    audio_models: re.Pattern[str] | None = None
     video_frames: bool = False
     example: str | None = None
 
