@@ -181,8 +181,10 @@ def _video(part: dict[str, Any]) -> str | list[str]:
     if "video" in part:  # already neutral: {"type": "video", "video": url | [frames]}
         return part["video"]
     video_url = part.get("video_url")
-    if video_url:
-        return video_url.get("url") if isinstance(video_url, dict) else video_url
+    if isinstance(video_url, dict) and video_url.get("url"):
+        return str(video_url["url"])
+    if isinstance(video_url, str) and video_url:
+        return video_url
     url, data, mime = _source(part)
     if data:
         return f"data:{mime or 'video/mp4'};base64,{data}"

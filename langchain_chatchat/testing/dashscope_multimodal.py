@@ -116,7 +116,7 @@ async def multimodal_generation(emulator: DashScopeEmulator, request: Request) -
     stream = request.headers.get("x-dashscope-sse", "").lower() == "enable"
     try:
         body = emulator._check_request(request, record)
-        spec = emulator._spec(body, VisionModelSpec)
+        spec = emulator._spec(body, VisionModelSpec)  # type: ignore[type-var]
         text_body, seen, image_tokens = _read_input(body, spec, emulator.remote_images)
         call = emulator._validate_generation(
             text_body,
@@ -148,8 +148,8 @@ async def multimodal_generation(emulator: DashScopeEmulator, request: Request) -
     ]
     if isinstance(item, Fault):  # some chunks, then the error event
         frames = frames[: min(item.after_chunks, len(frames) - 1)]
-        error = {"code": item.code, "message": item.message, "request_id": record.request_id}
-        frames.append(_frame(len(frames) + 1, error, status=item.status))
+        failure = {"code": item.code, "message": item.message, "request_id": record.request_id}
+        frames.append(_frame(len(frames) + 1, failure, status=item.status))
     pieces = [
         (reply.first_chunk_delay if i == 0 else reply.chunk_delay, frame)
         for i, frame in enumerate(frames)
@@ -175,7 +175,9 @@ def _read_input(
     params = body.get("parameters") or {}
     if isinstance(params, dict) and params.get("tools") and not spec.tools:
         raise _invalid(f"The model {body['model']} does not support tools.")  # unverified
-    text_messages, seen, tokens = [], [], 0
+    text_messages: list[dict[str, Any]] = []
+    seen: list[SeenImage] = []
+    tokens = 0
     for message in messages:
         content = message.get("content")
         if message.get("role") == "user":
