@@ -16,7 +16,7 @@ import binascii
 import dataclasses
 import hashlib
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -26,6 +26,7 @@ from langchain_chatchat.testing.script import Reply
 __all__ = [
     "ImageProblem",
     "ImageRules",
+    "SeenAudio",
     "SeenImage",
     "fetch_image",
     "open_image",
@@ -52,6 +53,20 @@ class SeenImage:
 
     def describe(self) -> str:
         return f"{self.format} {self.width}x{self.height} sha256:{self.digest}"
+
+
+@dataclass(frozen=True)
+class SeenAudio:
+    format: str
+    size: int
+    digest: str
+
+    @classmethod
+    def of(cls, audio_format: str, data: bytes) -> SeenAudio:
+        return cls(audio_format, len(data), hashlib.sha256(data).hexdigest()[:12])
+
+    def describe(self) -> str:
+        return f"{self.format} audio {self.size} bytes sha256:{self.digest}"
 
 
 def open_image(data: bytes) -> SeenImage:
@@ -132,6 +147,8 @@ class ImageRules:
     urls: bool = True
     inline: str = "data_url"
     tool_images: bool = False
+    audio_models: str | None = None
+    """Regex of the models that take `input_audio` parts (None: no audio input)."""
 
     def takes_images(self, model: str) -> bool:
         import re
@@ -167,10 +184,11 @@ class ImageRules:
         return seen
 
 
-def seeing(reply: Reply, images: list[SeenImage]) -> Reply:
+def seeing(reply: Reply, images: Sequence[SeenImage | SeenAudio]) -> Reply:
     """A default reply prefixed with what the model saw, so a test can check that each image
     arrived intact (left alone for tool calls and JSON answers, which must stay parseable)."""
     if not images or reply.tool_calls or reply.text.lstrip().startswith(("{", "[")):
         return reply
-    seen = "; ".join(image.describe() for image in images)
-    return dataclasses.replace(reply, text=f"I see {len(images)} image(s): {seen}. {reply.text}")
+    seen = "; ".join(item.describe() for item in images)
+    kind = "image(s)" if all(isinstance(i, SeenImage) for i in images) else "input(s)"
+    return dataclasses.replace(reply, text=f"I see {len(images)} {kind}: {seen}. {reply.text}")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -25,7 +26,14 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
 
-from langchain_chatchat.testing.images import ImageProblem, ImageRules, SeenImage, seeing
+from langchain_chatchat.testing.images import (
+    ImageProblem,
+    ImageRules,
+    SeenAudio,
+    SeenImage,
+    decode_base64,
+    seeing,
+)
 from langchain_chatchat.testing.profiles import PROFILES, ApiError, Call, Profile, json_word_missing
 from langchain_chatchat.testing.responder import (
     Responder,
@@ -251,11 +259,11 @@ class OpenAICompatibleEmulator(EmulatorBase):
             raise ApiError(400, invalid, f"'stop' accepts at most {profile.max_stop} sequences")
         profile.check(call)
 
-    def _check_images(self, call: Call) -> list[SeenImage]:
+    def _check_images(self, call: Call) -> list[SeenImage | SeenAudio]:
         """Every image part decoded and checked against the profile's image rules; the images of
         the last user or tool turn are returned for the reply to describe."""
         rules, model = self.profile.images, str(call.body.get("model") or self.deployment)
-        seen: list[SeenImage] = []
+        seen: list[SeenImage | SeenAudio] = []
         count = 0
         for position, message in enumerate(call.body["messages"]):
             content = message.get("content")
@@ -267,11 +275,14 @@ class OpenAICompatibleEmulator(EmulatorBase):
                 kind = part.get("type") if isinstance(part, dict) else None
                 if kind == "text":
                     continue
-                if kind != "image_url" or rules is None:
+                if kind not in ("image_url", "input_audio") or rules is None:
                     raise ApiError(
                         400, self.profile.invalid_code, f"Invalid content part type: {kind!r}"
                     )
                 try:
+                    if kind == "input_audio":
+                        seen.append(_check_audio(rules, model, message, part))
+                        continue
                     count += 1
                     seen.append(self._check_image(rules, model, message, position, part, count))
                 except ImageProblem as problem:
@@ -484,6 +495,26 @@ class _Render:
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
         return {**self.head, "object": "chat.completion.chunk", "choices": [choice]}
+
+
+def _check_audio(rules: ImageRules, model: str, message: dict, part: dict) -> SeenAudio:
+    """OpenAI's `input_audio` part: audio models only, user turns, base64 wav or mp3 (chat
+    completions reference; the refusal for other models mirrors the image one, unverified)."""
+    if rules.audio_models is None or not re.search(rules.audio_models, model, re.IGNORECASE):
+        raise ApiError(
+            400,
+            "invalid_value",
+            "Invalid content type. input_audio is only supported by certain models.",
+        )
+    audio = part.get("input_audio") or {}
+    if message.get("role") != "user" or audio.get("format") not in ("wav", "mp3"):
+        raise ApiError(
+            400, "invalid_value", "input_audio needs a user turn and format 'wav' or 'mp3'."
+        )
+    try:
+        return SeenAudio.of(audio["format"], decode_base64(str(audio.get("data") or "")))
+    except ImageProblem:
+        raise ApiError(400, "invalid_value", "Invalid base64 data in 'input_audio'.") from None
 
 
 def _usage(reply: Reply, prompt_tokens: int) -> dict[str, Any]:

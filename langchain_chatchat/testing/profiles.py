@@ -368,7 +368,7 @@ def _image_errors(code: str, message: str, **kinds: tuple[int, str, str]) -> dic
     return {kind: kinds.get(kind, (400, code, message)) for kind in _OPENAI_IMAGE_ERRORS}
 
 
-_OPENAI_IMAGES = ImageRules(errors=_OPENAI_IMAGE_ERRORS)
+_OPENAI_IMAGES = ImageRules(errors=_OPENAI_IMAGE_ERRORS, audio_models=r"audio|omni")
 
 
 # -- the profiles ------------------------------------------------------------------------------------

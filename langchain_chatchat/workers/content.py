@@ -213,7 +213,7 @@ class _Checker:
             return self.video(part, index)
         if kind == "input_audio":
             self.media_allowed("audio", role, index)
-            return part
+            return self.audio(part, index)
         raise self.error(f"content parts of type {kind!r} are not supported", index)
 
     def media_allowed(self, what: str, role: str, index: int) -> None:
@@ -279,6 +279,17 @@ class _Checker:
         if self.rules.video_frames:
             return {"type": "video", "video": video}
         return {"type": "video_url", "video_url": {"url": video}}
+
+    def audio(self, part: dict[str, Any], index: int) -> dict[str, Any]:
+        """OpenAI's `input_audio`: base64 data in wav or mp3."""
+        audio = part.get("input_audio")
+        if not isinstance(audio, dict) or audio.get("format") not in ("wav", "mp3"):
+            raise self.error("input_audio needs base64 data and a format of wav or mp3", index)
+        decode_base64(str(audio.get("data") or ""), lambda message: self.error(message, index))
+        return {
+            "type": "input_audio",
+            "input_audio": {"data": audio["data"], "format": audio["format"]},
+        }
 
     def inline_bytes(self, url: str, scheme: str, index: int) -> bytes:
         if scheme == "data":
@@ -359,4 +370,4 @@ def decode_base64(text: str, error: Any) -> bytes:
     try:
         return base64.b64decode("".join(text.split()), validate=True)
     except (binascii.Error, ValueError):
-        raise error("the image data is not valid base64") from None
+        raise error("the media data is not valid base64") from None

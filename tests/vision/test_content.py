@@ -139,7 +139,9 @@ def test_video_and_audio_follow_their_model_rules(png):
     frames = WorkerMessage("user", [{"type": "video", "video": [data_url(png)] * 4}])
     with pytest.raises(BadRequestError, match="list of frame images is not accepted"):
         prepare_media(ChatRequest(model="vid-1", messages=[frames]), rules, "p")
-    audio = WorkerMessage("user", [{"type": "input_audio", "input_audio": {"data": "AA=="}}])
+    audio = WorkerMessage(
+        "user", [{"type": "input_audio", "input_audio": {"data": "AA==", "format": "wav"}}]
+    )
     assert prepare_media(ChatRequest(model="aud-1", messages=[audio]), rules, "p")
     with pytest.raises(BadRequestError, match="does not accept audio input"):
         prepare_media(ChatRequest(model="vid-1", messages=[audio]), rules, "p")

@@ -207,3 +207,22 @@ def test_merged_turns_keep_their_images(emulators):
         {"type": "text", "text": "What is in the picture?"},
         _image(data_url(png)),
     ]
+
+
+def test_audio_reaches_audio_models_intact(emulators):
+    import hashlib
+
+    wav = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(40))
+    block = {"type": "audio", "base64": b64(wav), "mime_type": "audio/wav"}
+    llm, emulator = _chat(emulators, "openai_compatible", "gpt-4o-audio-preview")
+    reply = llm.invoke(_ask(block))
+    digest = hashlib.sha256(wav).hexdigest()[:12]
+    assert f"I see 1 input(s): wav audio {len(wav)} bytes sha256:{digest}." in reply.content
+    assert emulator.requests[-1].body["messages"][0]["content"][1] == {
+        "type": "input_audio",
+        "input_audio": {"data": b64(wav), "format": "wav"},
+    }
+    text_model, emulator = _chat(emulators, "azure", "gpt-4o")
+    with pytest.raises(BadRequestError, match="does not accept audio input"):
+        text_model.invoke(_ask(block))
+    assert emulator.requests == []
