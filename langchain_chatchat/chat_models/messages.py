@@ -143,7 +143,9 @@ def _source(part: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
     source = part.get("source")
     if isinstance(source, dict):  # Anthropic: {"type": "base64"|"url", "media_type", "data"|"url"}
         return source.get("url"), source.get("data"), source.get("media_type")
-    if part.get("id") or part.get("file_id") or part.get("source_type") == "id":
+    # v1 blocks name an uploaded file by `file_id` (their `id` identifies the block itself);
+    # legacy blocks by `source_type: "id"`.
+    if part.get("file_id") or part.get("source_type") == "id":
         raise BadRequestError(
             "content blocks that reference an uploaded file id are not supported; "
             "send the media as a URL or base64 data",

@@ -154,6 +154,7 @@ class TestChatQianfanVisionIntegration(_ChatIntegration): provider, tested_model
 class TestChatArkVisionIntegration(_ChatIntegration): provider, tested_model = "ark", "doubao-1-5-vision-pro-32k-250115"
 class TestChatMoonshotVisionIntegration(_ChatIntegration): provider, tested_model = "moonshot", "moonshot-v1-8k-vision-preview"
 class TestChatMiniMaxVisionIntegration(_ChatIntegration): provider, tested_model = "minimax", "MiniMax-VL-01"
+class TestChatOpenAICompatibleAudioIntegration(_ChatIntegration): provider, tested_model = "openai_compatible", "gpt-4o-audio-preview"
 
 class TestOpenAICompatibleEmbeddingsUnit(_EmbeddingsUnit): provider = "openai_compatible"
 class TestOpenAICompatibleEmbeddingsIntegration(_EmbeddingsIntegration): provider = "openai_compatible"

@@ -25,6 +25,7 @@ def _parts(*blocks) -> list:
             {"url": URL, "detail": "high"},
         ),
         ({"type": "image", "url": URL}, {"url": URL}),
+        ({"type": "image", "id": "lc_block_1", "url": URL}, {"url": URL}),
         (
             {"type": "image", "base64": "iVBO", "mime_type": "image/png"},
             {"url": "data:image/png;base64,iVBO"},
@@ -72,7 +73,7 @@ def test_audio_and_video_forms():
 @pytest.mark.parametrize(
     ("block", "message"),
     [
-        ({"type": "image", "id": "file-123"}, "uploaded file id"),
+        ({"type": "image", "file_id": "file-123"}, "uploaded file id"),
         ({"type": "image", "source_type": "id", "id": "file-1"}, "uploaded file id"),
         ({"type": "file", "base64": "JVBE", "mime_type": "application/pdf"}, "PDF"),
         ({"type": "image"}, "needs a url or base64"),
