@@ -96,5 +96,13 @@ def validation_message(errors: list[Any]) -> tuple[str, str | None]:
     message = first.get("msg", "invalid value").removeprefix("Value error, ")
     if first.get("type") == "json_invalid":
         return "We could not parse the JSON body of your request.", None
+    if first.get("type") == "extra_forbidden":
+        names = [
+            format_location([p for p in item.get("loc", ()) if p != "body"])
+            for item in errors
+            if isinstance(item, dict) and item.get("type") == "extra_forbidden"
+        ]
+        plural = "s" if len(names) > 1 else ""
+        return f"Unrecognized request argument{plural} supplied: {', '.join(names)}", param
     more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
     return (f"Invalid '{param}': {message}{more}" if param else f"{message}{more}"), param
