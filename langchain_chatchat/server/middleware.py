@@ -1,5 +1,5 @@
 """Cross-cutting concerns, written once for both protocols: request ids, access log and
-metrics (`access_log.py`), API keys, body size, CORS, and OpenAI-shaped errors for everything
+metrics (`access_log.py`), API keys, body size and encoding, CORS, and OpenAI-shaped errors for everything
 that goes wrong.
 
 The middlewares are plain ASGI (not `BaseHTTPMiddleware`): they add no task or memory stream
@@ -9,6 +9,7 @@ per request and leave streaming responses untouched.
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Sequence
 
 from fastapi import FastAPI, Request
@@ -63,40 +64,119 @@ class ApiKeyMiddleware:
         return valid
 
 
-class _BodyTooLarge(HTTPException):
-    def __init__(self, limit: int) -> None:
-        super().__init__(
-            413, f"The request body is larger than the server's limit of {limit} bytes."
-        )
+class BodyGuardMiddleware:
+    """Read a request's body before the app sees it: 413 past `max_body_size`, 400 for JSON
+    escapes of lone UTF-16 surrogates (which no UTF-8 encoder downstream could send on).
 
-
-class BodySizeLimitMiddleware:
-    """413 for bodies over the limit: at once from Content-Length, else while reading."""
+    An oversized body is still read (and dropped) up to `drain_limit` before the 413 goes out:
+    a client that writes its whole body before reading (Python's urllib, say) would otherwise
+    hit a reset connection and never see the answer. A client that sent
+    `Expect: 100-continue` is answered at once, before it sends anything.
+    """
 
     def __init__(self, app: ASGIApp, max_body_size: int) -> None:
         self.app = app
         self.limit = max_body_size
+        self.drain_limit = max(4 * max_body_size, 16 * 1024 * 1024)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or not _has_body(scope["headers"]):
             await self.app(scope, receive, send)
             return
-        declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        declared = _header(scope["headers"], b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await _error(_BodyTooLarge(self.limit))(scope, receive, send)
+            if _header(scope["headers"], b"expect") != b"100-continue":
+                await _drain(receive, self.drain_limit)
+            await self._too_large()(scope, receive, send)
             return
-        received = 0
-
-        async def receive_limited() -> Message:
-            nonlocal received
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise _BodyTooLarge(self.limit)
-            return message
+            if message["type"] != "http.request":
+                return  # the client left before sending its body
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                if message.get("more_body", False):
+                    await _drain(receive, self.drain_limit - size)
+                await self._too_large()(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if has_lone_surrogate(body):
+            response = error_response(
+                400,
+                "The request body contains a lone UTF-16 surrogate escape (such as \\ud800);"
+                " strings must be valid Unicode.",
+            )
+            await response(scope, receive, send)
+            return
+        replayed = False
 
-        await self.app(scope, receive_limited, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()  # what follows the body: the client's disconnect
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    def _too_large(self) -> Response:
+        return error_response(
+            413,
+            f"The request body is larger than the server's limit of {self.limit} bytes.",
+            code="request_too_large",
+        )
+
+
+def _header(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    return next((value for key, value in headers if key == name), None)
+
+
+def _has_body(headers: Sequence[tuple[bytes, bytes]]) -> bool:
+    length = _header(headers, b"content-length")
+    if length is not None:
+        return length != b"0"
+    return _header(headers, b"transfer-encoding") is not None
+
+
+async def _drain(receive: Receive, limit: int) -> None:
+    """Read and drop the rest of a body, up to `limit` bytes."""
+    drained = 0
+    while drained <= limit:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
+        drained += len(message.get("body", b""))
+
+
+# A backslash run, `u`, and a surrogate code unit: an escape when the run has odd length.
+_SURROGATE_ESCAPE = re.compile(rb"(\\+)u[dD]([89abAB]|[c-fC-F])[0-9a-fA-F]{2}")
+
+
+def has_lone_surrogate(body: bytes) -> bool:
+    """Whether a JSON text escapes a UTF-16 surrogate that is not part of a valid pair."""
+    if b"\\u" not in body:
+        return False
+    pending_end: int | None = None  # where a high surrogate's escape ended
+    for match in _SURROGATE_ESCAPE.finditer(body):
+        if len(match.group(1)) % 2 == 0:
+            continue  # an escaped backslash followed by the letter u
+        escape_start = match.end(1) - 1
+        high = match.group(2) in b"89abAB"
+        if pending_end is not None:
+            if high or escape_start != pending_end:
+                return True
+            pending_end = None
+        elif high:
+            pending_end = match.end()
+        else:
+            return True
+    return pending_end is not None
 
 
 def _error(error: HTTPException) -> Response:
@@ -109,9 +189,9 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_la
 
 
 def install(app: FastAPI, settings: ServerSettings, metrics: Metrics) -> None:
-    """Add the middlewares (outermost first: CORS, request context, auth, body size) and the
+    """Add the middlewares (outermost first: CORS, request context, auth, body guard) and the
     error handlers."""
-    app.add_middleware(BodySizeLimitMiddleware, max_body_size=settings.max_body_size)
+    app.add_middleware(BodyGuardMiddleware, max_body_size=settings.max_body_size)
     if settings.api_keys:
         app.add_middleware(ApiKeyMiddleware, api_keys=settings.api_keys)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, access_log=settings.access_log)
@@ -132,6 +212,11 @@ def install(app: FastAPI, settings: ServerSettings, metrics: Metrics) -> None:
     async def on_validation_error(_: Request, error: RequestValidationError) -> Response:
         message, param = validation_message(list(error.errors()))
         return error_response(400, message, param=param)
+
+    @app.exception_handler(RecursionError)
+    async def on_too_deep(_: Request, error: RecursionError) -> Response:
+        # Raised by JSON parsers and validators on absurdly nested input, never by our code.
+        return error_response(400, "The request body is nested too deeply.")
 
     @app.exception_handler(HTTPException)
     async def on_http_error(_: Request, error: HTTPException) -> Response:
