@@ -64,6 +64,7 @@ except ImportError:  # pragma: no cover - depends on the installed langchain-cor
 from langchain_chatchat.chat_models.messages import to_ai_chunk, to_ai_message, to_worker_messages
 from langchain_chatchat.workers.base import ChatWorker
 from langchain_chatchat.workers.errors import BadRequestError
+from langchain_chatchat.workers.redact import register_model_secrets
 from langchain_chatchat.workers.types import ChatRequest
 
 # Call-time keyword arguments that map onto ChatRequest fields; anything else goes to `extra`.
@@ -137,6 +138,7 @@ class ChatchatChatModel(BaseChatModel):
 
     @model_validator(mode="after")
     def _init_worker(self) -> ChatchatChatModel:
+        register_model_secrets(self)  # masked in every error and log line from now on
         self._worker = self._build_worker()
         return self
 

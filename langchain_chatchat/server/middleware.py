@@ -9,6 +9,8 @@ per request and leave streaming responses untouched.
 from __future__ import annotations
 
 import hmac
+import json
+import logging
 import re
 from collections.abc import Sequence
 
@@ -26,9 +28,17 @@ from langchain_chatchat.server.openai.errors import (
     INTERNAL_ERROR_MESSAGE,
     chatchat_error_response,
     error_response,
+    typed_error_body,
     validation_message,
 )
 from langchain_chatchat.workers.errors import ChatchatError
+from langchain_chatchat.workers.redact import (
+    install_log_redaction,
+    register_secrets,
+    register_secrets_in,
+)
+
+logger = logging.getLogger("langchain_chatchat.server")
 
 PUBLIC_PATHS = frozenset({"/health", "/ready"})
 
@@ -133,6 +143,91 @@ class BodyGuardMiddleware:
         )
 
 
+class LangServeStreamErrorMiddleware:
+    """The right status in LangServe's `event: error`, and a cleanly ended stream.
+
+    LangServe's stream endpoints (`/stream`, `/stream_log`, `/stream_events`) report any
+    failure as `event: error` with `{"status_code": 500, "message": "Internal Server Error"}`
+    and then re-raise, which cuts the chunked transfer. This holds such an event back: when the
+    exception follows, a typed error (`ChatchatError`) replaces it with its own status, message,
+    OpenAI error object and `retry_after` (an upstream 429 stays a 429, a timeout is a 504, an
+    upstream failure a 502), anything else keeps LangServe's generic 500 and is logged; either
+    way the stream then ends properly.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or not scope["path"].endswith(_LANGSERVE_STREAMS)
+        ):
+            await self.app(scope, receive, send)
+            return
+        held: list[bytes] = []
+        started = ended = False
+
+        async def holding_send(message: Message) -> None:
+            nonlocal started, ended
+            if message["type"] == "http.response.start":
+                started = True
+            elif message["type"] == "http.response.body":
+                body = message.get("body", b"")
+                if body.startswith(b"event: error"):
+                    held.append(body)
+                    return
+                if held and not body.startswith(b":"):  # pings may pass a held event
+                    await send(
+                        {"type": "http.response.body", "body": b"".join(held), "more_body": True}
+                    )
+                    held.clear()
+                ended = not message.get("more_body", False)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, holding_send)
+        except Exception as raised:
+            if not started or ended:
+                raise
+            error = _root_cause(raised)
+            if not isinstance(error, ChatchatError):
+                logger.error("unhandled error while streaming a LangServe response", exc_info=error)
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": _stream_error_event(error),
+                    "more_body": True,
+                }
+            )
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+_LANGSERVE_STREAMS = ("/stream", "/stream_log", "/stream_events")
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    """The one exception inside (nested) exception groups, as anyio's task groups raise them."""
+    while isinstance(inner := getattr(error, "exceptions", None), tuple) and len(inner) == 1:
+        error = inner[0]
+    return error
+
+
+def _stream_error_event(error: BaseException) -> bytes:
+    if isinstance(error, ChatchatError):
+        data: dict[str, object] = {
+            "status_code": error.status_code,
+            "message": error.message,
+            "error": json.loads(typed_error_body(error))["error"],
+        }
+        if error.retry_after:
+            data["retry_after"] = max(1, round(error.retry_after))
+    else:
+        data = {"status_code": 500, "message": "Internal Server Error"}
+    return b"event: error\r\ndata: " + json.dumps(data, ensure_ascii=False).encode() + b"\r\n\r\n"
+
+
 def _header(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> bytes | None:
     return next((value for key, value in headers if key == name), None)
 
@@ -191,6 +286,14 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_la
 def install(app: FastAPI, settings: ServerSettings, metrics: Metrics) -> None:
     """Add the middlewares (outermost first: CORS, request context, auth, body guard) and the
     error handlers."""
+    install_log_redaction()
+    register_secrets(settings.api_keys)
+    config = getattr(app.state, "config", None)
+    for model in config.models if config is not None else ():
+        register_secrets_in(model.params)
+        for replica in model.replicas:
+            register_secrets_in(replica.params)
+    app.add_middleware(LangServeStreamErrorMiddleware)
     app.add_middleware(BodyGuardMiddleware, max_body_size=settings.max_body_size)
     if settings.api_keys:
         app.add_middleware(ApiKeyMiddleware, api_keys=settings.api_keys)

@@ -8,6 +8,8 @@ these into OpenAI-shaped error bodies; Python users catch them directly.
 
 from __future__ import annotations
 
+from langchain_chatchat.workers.redact import redact
+
 
 class ChatchatError(Exception):
     """Base of all errors raised by workers.
@@ -34,6 +36,7 @@ class ChatchatError(Exception):
         retry_after: float | None = None,
         param: str | None = None,
     ) -> None:
+        message = redact(message)  # upstream text may quote a key: it never travels on
         super().__init__(message)
         self.message = message
         self.provider = provider
