@@ -74,9 +74,34 @@ class ApiKeyMiddleware:
         return valid
 
 
+class HeadLimitMiddleware:
+    """431 for a request head (path, query and headers) over `max_header_size`: the server's
+    protocol (`protocol.py`) cuts off heads that never end; this catches those that arrived
+    whole in one read."""
+
+    def __init__(self, app: ASGIApp, max_header_size: int) -> None:
+        self.app = app
+        self.max_head = max_header_size
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            head = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+            head += sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+            if head > self.max_head:
+                response = error_response(
+                    431,
+                    f"The request head is larger than the server's limit of {self.max_head} bytes.",
+                    code="request_header_fields_too_large",
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 class BodyGuardMiddleware:
-    """Read a request's body before the app sees it: 413 past `max_body_size`, 400 for JSON
-    escapes of lone UTF-16 surrogates (which no UTF-8 encoder downstream could send on).
+    """Read a request's body before the app sees it: 413 past `max_body_size`, 400 for bytes
+    that are not UTF-8 and for JSON escapes of lone UTF-16 surrogates (which no UTF-8 encoder
+    downstream could send on).
 
     An oversized body is still read (and dropped) up to `drain_limit` before the 413 goes out:
     a client that writes its whole body before reading (Python's urllib, say) would otherwise
@@ -116,6 +141,10 @@ class BodyGuardMiddleware:
             if not message.get("more_body", False):
                 break
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if not body.isascii() and not _is_utf8(body):
+            # json.loads would decode it with "surrogatepass", letting lone surrogates in
+            await error_response(400, "The request body is not valid UTF-8.")(scope, receive, send)
+            return
         if has_lone_surrogate(body):
             response = error_response(
                 400,
@@ -228,6 +257,14 @@ def _stream_error_event(error: BaseException) -> bytes:
     return b"event: error\r\ndata: " + json.dumps(data, ensure_ascii=False).encode() + b"\r\n\r\n"
 
 
+def _is_utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _header(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> bytes | None:
     return next((value for key, value in headers if key == name), None)
 
@@ -284,7 +321,8 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_la
 
 
 def install(app: FastAPI, settings: ServerSettings, metrics: Metrics) -> None:
-    """Add the middlewares (outermost first: CORS, request context, auth, body guard) and the
+    """Add the middlewares (outermost first: CORS, request context, head limit, auth, body
+    guard, LangServe stream errors) and the
     error handlers."""
     install_log_redaction()
     register_secrets(settings.api_keys)
@@ -297,6 +335,7 @@ def install(app: FastAPI, settings: ServerSettings, metrics: Metrics) -> None:
     app.add_middleware(BodyGuardMiddleware, max_body_size=settings.max_body_size)
     if settings.api_keys:
         app.add_middleware(ApiKeyMiddleware, api_keys=settings.api_keys)
+    app.add_middleware(HeadLimitMiddleware, max_header_size=settings.max_header_size)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, access_log=settings.access_log)
     if settings.cors_origins:
         app.add_middleware(

@@ -29,10 +29,6 @@ Implementation = Literal["httptools", "h11"]
 _REASONS = {400: "Bad Request", 408: "Request Timeout", 431: "Request Header Fields Too Large"}
 
 
-class _HeadTooLarge(Exception):
-    """Raised from a parser callback; uvicorn answers it through `send_400_response`."""
-
-
 class _GuardedHead:
     """What both protocols share: the head timer and the OpenAI-shaped early answers."""
 
@@ -107,28 +103,28 @@ class _GuardedH11(_GuardedHead):
 
 
 class _GuardedHttpTools(_GuardedHead):
-    """httptools has no cap: the head is counted in the parser callbacks."""
+    """httptools has no cap (and hands a header over only once it is complete): the bytes
+    received while a head is incomplete are counted as they arrive."""
 
-    _head_size = 0
+    _in_head = True
+    _head_bytes = 0
     _too_large = False
 
-    def on_message_begin(self) -> None:
-        self._head_size = 0
-        super().on_message_begin()  # type: ignore[misc]
-
-    def on_url(self, url: bytes) -> None:
-        self._count(len(url))
-        super().on_url(url)  # type: ignore[misc]
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value) + 4)
-        super().on_header(name, value)  # type: ignore[misc]
-
-    def _count(self, size: int) -> None:
-        self._head_size += size
-        if self._head_size > self.max_head:
+    def data_received(self, data: bytes) -> None:
+        if self._in_head:
+            self._head_bytes += len(data)
+        super().data_received(data)  # type: ignore[misc]
+        if self._in_head and self._head_bytes > self.max_head and not self.transport.is_closing():
             self._too_large = True
-            raise _HeadTooLarge
+            self.send_400_response("")
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        super().on_headers_complete()  # type: ignore[misc]
+
+    def on_response_complete(self) -> None:
+        self._in_head, self._head_bytes = True, 0
+        super().on_response_complete()
 
     def _head_was_too_large(self) -> bool:
         return self._too_large

@@ -34,7 +34,7 @@ _KEY_SHAPES = re.compile(
     | (?P<qianfan>\bbce-v3/[A-Za-z0-9\-]+/[A-Za-z0-9]+)                       # Qianfan bearer keys
     | (?P<ak>\b(?:LTAI|AKLT|AKID|AKIA)[A-Za-z0-9]{12,})                        # cloud access-key ids
     | (?P<named>\b[\w-]*(?:api[_-]?key|secret|token|password|authorization|signature)
-        ["']?\s*[=:]\s*["']?(?:(?:Bearer|Basic)\s+)?)[^\s"',;&]{6,}            # key=value, "key": v
+        ["']?\s*[=:]\s*["']?(?:(?:Bearer|Basic)\s+)?)(?!(?:Bearer|Basic)\b)[^\s"',;&]{6,}            # key=value, "key": v
     """,
     re.IGNORECASE | re.VERBOSE,
 )

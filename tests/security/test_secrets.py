@@ -143,8 +143,14 @@ def test_well_known_key_shapes_are_masked_even_unregistered(text, secret):
     assert secret not in redacted and "***" in redacted
 
 
-def test_redaction_keeps_ordinary_text():
-    text = "max_tokens=100000 input_tokens: 5, task-abcdefgh, the secret of good prose"
+@pytest.mark.parametrize(
+    "text",
+    [
+        "max_tokens=100000 input_tokens: 5, task-abcdefgh, the secret of good prose",
+        "Incorrect or missing API key; send it as 'Authorization: Bearer <key>'.",
+    ],
+)
+def test_redaction_keeps_ordinary_text(text):
     assert redact(text) == text
 
 
