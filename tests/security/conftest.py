@@ -96,7 +96,6 @@ def server_config(up: Upstreams) -> dict[str, Any]:
             {
                 "name": "qwen",
                 "provider": "qwen",
-                "timeout": {"read": 0.5},
                 "params": {"api_key": KEYS["qwen"], "base_url": up.dashscope.base_url, **fast},
             },
             {
@@ -125,6 +124,7 @@ def server_config(up: Upstreams) -> dict[str, Any]:
                 "params": {
                     "api_key": KEYS["deepseek"],
                     "base_url": openai["deepseek"].base_url,
+                    "timeout": 0.5,
                     **fast,
                 },
             },
