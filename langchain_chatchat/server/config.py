@@ -16,6 +16,7 @@ is one replica, exactly as before replicas existed)::
       cors_origins: []           # browser origins allowed (none: CORS off)
       access_log: true           # one JSON line per request on logger `langchain_chatchat.access`
       metrics: true              # Prometheus text at GET /metrics
+      workers: 1                 # gateway processes on the port (`chatchat serve --workers`)
     models:
       - name: qwen-plus          # the OpenAI `model` and the LangServe path /qwen-plus
         provider: qwen           # see `chatchat models`; replicas may name their own
@@ -94,6 +95,8 @@ class ServerSettings(BaseModel):
     """Log one JSON line per request (logger `langchain_chatchat.access`, level INFO)."""
     metrics: bool = True
     """Serve Prometheus metrics at GET /metrics (behind `api_keys` like every other route)."""
+    workers: int = Field(default=1, ge=1)
+    """Gateway processes sharing the port (`chatchat serve --workers`; see server/workers.py)."""
 
     @field_validator("api_keys")
     @classmethod
