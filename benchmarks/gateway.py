@@ -67,6 +67,7 @@ TARGETS = {
     "c16_vs_fastchat": 5.0,
     "added_p50_c1_ms": 2.0,
     "ttfc_added_ms": 3.0,
+    "workers2_vs_1": 1.8,
 }
 
 _children: list[subprocess.Popen] = []
@@ -202,11 +203,13 @@ def start_upstream(workdir: Path, *extra: str) -> tuple[str, subprocess.Popen]:
 
 
 def start_ours(
-    workdir: Path, upstream: str, source: Path | None = None
+    workdir: Path, upstream: str, source: Path | None = None, workers: int = 1
 ) -> tuple[list[Target], subprocess.Popen]:
-    """`chatchat serve` (this checkout's, or the package tree under `source`)."""
+    """`chatchat serve [--workers N]` (this checkout's, or the package tree under `source`)."""
     port = _free_port()
     name = "ours" if source is None else "baseline"
+    if workers > 1:
+        name = f"ours-w{workers}"
     config = workdir / f"{name}.yaml"
     config.write_text(
         json.dumps(  # JSON is YAML
@@ -242,6 +245,7 @@ def start_ours(
             str(config),
             "--log-level",
             "warning",
+            *(["--workers", str(workers)] if workers > 1 else []),
         ],
         log=log,
         env=env,
@@ -252,6 +256,8 @@ def start_ours(
     auth = {"authorization": f"Bearer {API_KEY}"}
     if source is not None:
         return [_openai_target("baseline", "baseline /v1", f"{root}/v1", MODEL, auth)], process
+    if workers > 1:
+        return [_openai_target(name, f"ours /v1 w={workers}", f"{root}/v1", MODEL, auth)], process
     v1 = _openai_target("ours", "ours /v1", f"{root}/v1", MODEL, auth)
     langserve = Target(
         "langserve",
@@ -646,8 +652,41 @@ def report(
                 f"  ours /v1 ÷ {label:<8} req/s at c=16:    {ours16.rps / high:5.1f}–{ours16.rps / low:.1f}   ≥ {TARGETS[target_key]:.0f}"
                 f"   (vs the issue's reference {low:g}–{high:g} req/s: {label} not measured here)"
             )
+    lines += _workers_ratios(cells, concurrencies, stream_concurrency, ratios)
     print("\n".join(lines))
     return ratios
+
+
+def _workers_ratios(
+    cells: dict[tuple[str, str], Cell],
+    concurrencies: list[int],
+    stream_concurrency: int,
+    ratios: dict[str, Any],
+) -> list[str]:
+    """`--workers N` ÷ one process, req/s per scenario; N = 2 has a target."""
+    lines = []
+    swept = sorted({int(key[6:]) for key, _ in cells if key.startswith("ours-w")})
+    scenarios = [f"c{c}" for c in concurrencies if c > 1] + [f"stream-c{stream_concurrency}"]
+    for workers in swept:
+        for scenario in scenarios:
+            one, many = cells.get(("ours", scenario)), cells.get((f"ours-w{workers}", scenario))
+            if not (one and many and one.rps):
+                continue
+            ratio = ratios[f"workers{workers}_vs_1_{scenario}"] = many.rps / one.rps
+            target = f"≥ {TARGETS['workers2_vs_1']:g}" if workers == 2 else ""
+            lines.append(
+                f"  ours w={workers} ÷ w=1, req/s {scenario + ':':<12}      {ratio:8.2f}   {target}"
+            )
+    return lines
+
+
+def missed_targets(ratios: dict[str, Any]) -> list[str]:
+    """The targets this run measured and missed (only those with a fixed threshold)."""
+    return [
+        f"{key} = {value:.2f} < {TARGETS['workers2_vs_1']:g}"
+        for key, value in ratios.items()
+        if key.startswith("workers2_vs_1_") and value < TARGETS["workers2_vs_1"]
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -688,6 +727,14 @@ def main(argv: list[str] | None = None) -> int:
         help="also measure `chatchat serve` from this source tree (e.g. `git archive` of an older"
         " commit, extracted), as 'baseline /v1', to compare two versions in one run",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="also measure `chatchat serve --workers N` for each N > 1 (e.g. --workers 1 2),"
+        f" reported as ratios to one process (target ≥ {TARGETS['workers2_vs_1']:g}× at 2)",
+    )
     parser.add_argument("--json", type=Path, help="also write the raw numbers here")
     parser.add_argument(
         "--keep-logs", action="store_true", help="keep the servers' logs (printed path)"
@@ -716,6 +763,9 @@ def main(argv: list[str] | None = None) -> int:
     if only & {"ours", "langserve"}:
         ours, _ = start_ours(workdir, upstream)
         targets += [t for t in ours if t.key in only]
+    for workers in sorted(set(args.workers) - {1}):
+        swept, _ = start_ours(workdir, upstream, workers=workers)
+        targets += swept
     if args.baseline_src:
         baseline, _ = start_ours(workdir, upstream, args.baseline_src.resolve())
         targets += baseline
@@ -769,12 +819,17 @@ def main(argv: list[str] | None = None) -> int:
             json.dumps({"cells": summary, "ratios": ratios, "missing": missing}, indent=2)
         )
     _stop_all()
+    missed = missed_targets(ratios)
     if not args.keep_logs:
         for path in workdir.iterdir():
             with contextlib.suppress(OSError):
                 path.unlink() if path.is_file() else None
         with contextlib.suppress(OSError):
             workdir.rmdir()
+    if missed:
+        print(f"TARGET MISSED: {'; '.join(missed)}")
+        return 1
+    print("all measured targets met")
     return 0
 
 
