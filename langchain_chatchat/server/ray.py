@@ -52,7 +52,9 @@ APP_NAME = "chatchat"
 MAX_BATCH = 64
 """Most chunks sent as one Ray item (a slow stream sends each chunk as it comes)."""
 _END = object()
-access_logger = logging.getLogger("langchain_chatchat.access")
+access_logger = logging.getLogger("ray.serve.chatchat")
+"""A child of Serve's replica logger: our lines land in the replica's log file, next to (and
+tagged with the same request id as) Serve's own."""
 
 
 def deployment_name(model: str) -> str:
@@ -283,9 +285,7 @@ def raw_config(source: str | os.PathLike[str] | Mapping[str, Any] | None) -> dic
     return raw
 
 
-def serve_ray(
-    config_path: Path | None, *, address: str | None, host: str, port: int
-) -> None:
+def serve_ray(config_path: Path | None, *, address: str | None, host: str, port: int) -> None:
     """`chatchat serve --ray`: deploy on a cluster (`address`) or a local one, and block."""
     import ray
 

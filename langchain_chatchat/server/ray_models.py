@@ -16,26 +16,24 @@ call goes through a Serve `DeploymentHandle` to a replica that built the real mo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
 
-from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.embeddings import Embeddings
-from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
-from langchain_core.runnables import RunnableConfig
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from langchain_chatchat.server.access_log import current_request_id
-from langchain_chatchat.workers.types import EmbeddingResult, Usage
 from langchain_chatchat.workers.errors import (
-    BadRequestError,
     ChatchatError,
     RateLimitError,
     UpstreamUnavailableError,
 )
+from langchain_chatchat.workers.types import EmbeddingResult, Usage
 
 PROVIDER = "ray"
 _RETRY_PAUSE = 0.05
@@ -129,7 +127,11 @@ def typed_error(error: BaseException, deployment: str) -> ChatchatError:
         )
     if isinstance(
         error,
-        (ray_errors.RayActorError, ray_errors.ActorUnavailableError, serve_errors.RayServeException),
+        (
+            ray_errors.RayActorError,
+            ray_errors.ActorUnavailableError,
+            serve_errors.RayServeException,
+        ),
     ):
         lost = UpstreamUnavailableError(
             f"a replica of {deployment} was lost ({type(error).__name__})", provider=PROVIDER
@@ -165,26 +167,42 @@ class ChatRayDeployment(_DeploymentClient, BaseChatModel):
             }
         )
 
-    def _request(self, input: LanguageModelInput, kwargs: dict[str, Any]) -> dict[str, Any]:
+    def _request(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
         return {
-            "input": input,
-            "kwargs": kwargs,
+            "input": messages,
+            "kwargs": kwargs if stop is None else {**kwargs, "stop": stop},
             "tools": self.bound_tools,
             "tool_options": self.tool_options,
             "request_id": current_request_id(),
         }
 
-    async def ainvoke(  # type: ignore[override]
-        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> BaseMessage:
-        return await self.call("invoke", self._request(input, kwargs))
-
-    async def astream(  # type: ignore[override]
-        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> AsyncIterator[BaseMessage]:
-        async for batch in self.stream("stream", self._request(input, kwargs)):
+    # LangChain's own astream/ainvoke wrap these, so callbacks and astream_events see every
+    # chunk exactly as with a model in this process.
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        async for batch in self.stream("stream", self._request(messages, stop, kwargs)):
             for chunk in batch:
-                yield chunk
+                generation = ChatGenerationChunk(message=chunk)
+                if run_manager is not None:
+                    await run_manager.on_llm_new_token(chunk.text, chunk=generation)
+                yield generation
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        message = await self.call("invoke", self._request(messages, stop, kwargs))
+        return ChatResult(generations=[ChatGeneration(message=message)])
 
     def _generate(
         self,
@@ -194,16 +212,12 @@ class ChatRayDeployment(_DeploymentClient, BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         """Synchronous callers (outside the server): one blocking call through the handle."""
-        if stop is not None:
-            kwargs["stop"] = stop
         try:
-            message = self.handle("invoke").remote(self._request(messages, kwargs)).result()
+            request = self._request(messages, stop, kwargs)
+            message = self.handle("invoke").remote(request).result()
         except Exception as error:
             raise typed_error(error, self.deployment) from None
         return ChatResult(generations=[ChatGeneration(message=message)])
-
-    def _stream(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
-        raise BadRequestError("stream this model asynchronously (astream)", provider=PROVIDER)
 
 
 class RayDeploymentEmbeddings(_DeploymentClient, Embeddings):
