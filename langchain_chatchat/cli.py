@@ -55,6 +55,18 @@ def serve(
             " local models then run in one model process.",
         ),
     ] = None,
+    ray: Annotated[
+        bool,
+        typer.Option(
+            "--ray",
+            help="Run on Ray Serve (extra `ray`): entries with a `ray:` section become"
+            " deployments. Starts a local Ray unless --address is given.",
+        ),
+    ] = False,
+    address: Annotated[
+        str | None,
+        typer.Option(help="With --ray: the cluster to join, e.g. `auto` or ray://head:10001."),
+    ] = None,
 ) -> None:
     """Start the server."""
     settings = _load(config)
@@ -67,6 +79,9 @@ def serve(
             err=True,
         )
     port = settings.server.port if port is None else port
+    if ray:
+        _serve_on_ray(config, address=address, host=host, port=port)
+        return
     if workers > 1:
         try:
             serve_workers(
@@ -105,6 +120,18 @@ def models(config: ConfigOption = None) -> None:
     widths = [max(len(cell) for cell in column) for column in zip(*table, strict=True)]
     for row in table:
         typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _serve_on_ray(config: Path | None, *, address: str | None, host: str, port: int) -> None:
+    try:
+        from langchain_chatchat.server.ray import serve_ray
+    except ImportError as error:
+        typer.echo(f"chatchat: --ray needs the `ray` extra ({error})", err=True)
+        raise typer.Exit(code=2) from None
+    try:
+        serve_ray(config, address=address, host=host, port=port)
+    except ConfigError as error:
+        _fail(error)
 
 
 def _load(path: Path | None) -> ChatchatConfig:

@@ -78,6 +78,7 @@ class ModelDeployment:
         self.metrics = Metrics()
         self.served: ServedModel = build_model(index, entry, int(time.time()), self.metrics)
         self.label = f"ray:{os.getpid()}"
+        self.ray_metrics = ReplicaMetrics(entry.name)
 
     def _runnable(self, request: Mapping[str, Any]) -> Runnable:
         tools = request.get("tools")
@@ -89,12 +90,14 @@ class ModelDeployment:
             raise BadRequestError(str(error), param="tool_choice") from None
 
     async def invoke(self, request: Mapping[str, Any]) -> Any:
-        with self._logged(request.get("request_id")):
-            return await self._runnable(request).ainvoke(request["input"], **request["kwargs"])
+        with self._logged("invoke", request.get("request_id")):
+            reply = await self._runnable(request).ainvoke(request["input"], **request["kwargs"])
+            self.ray_metrics.count_tokens(reply)
+            return reply
 
     async def stream(self, request: Mapping[str, Any]) -> AsyncIterator[list[Any]]:
         """The chunks in lists of what is ready: one Ray item per burst, not per chunk."""
-        with self._logged(request.get("request_id")):
+        with self._logged("stream", request.get("request_id")):
             chunks = self._runnable(request).astream(request["input"], **request["kwargs"])
             queue: asyncio.Queue[Any] = asyncio.Queue()
             pump = asyncio.create_task(_pump(chunks, queue))
@@ -107,6 +110,8 @@ class ModelDeployment:
                             break
                         item = queue.get_nowait()
                     if batch:
+                        for chunk in batch:
+                            self.ray_metrics.count_tokens(chunk)
                         yield batch
                     if item is _END:
                         return
@@ -120,12 +125,11 @@ class ModelDeployment:
     async def embed(
         self, texts: list[str], dimensions: int | None, request_id: str | None
     ) -> tuple[list[list[float]], int]:
-        with self._logged(request_id):
-            return await self.served.embed(texts, dimensions)
-
-    def metrics_text(self) -> bytes:
-        """This replica's Prometheus metrics (its pool, tokens, errors)."""
-        return self.metrics.render()
+        with self._logged("embed", request_id):
+            vectors, tokens = await self.served.embed(texts, dimensions)
+            if tokens:
+                self.ray_metrics.tokens.inc(tokens, tags={"type": "input"})
+            return vectors, tokens
 
     async def __del__(self) -> None:
         for replica in self.served.pool.replicas:
@@ -135,13 +139,17 @@ class ModelDeployment:
                     await aclose()
 
     @contextlib.contextmanager
-    def _logged(self, request_id: str | None) -> Any:
-        """One access-log line per call, with the ingress's request id."""
+    def _logged(self, method: str, request_id: str | None) -> Any:
+        """One access-log line and the Ray metrics per call, with the ingress's request id."""
         started, outcome = time.perf_counter(), "error"
         try:
             yield
             outcome = "ok"
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
         finally:
+            self.ray_metrics.requests.inc(tags={"method": method, "outcome": outcome})
             if access_logger.isEnabledFor(logging.INFO):
                 access_logger.info(
                     json.dumps(
@@ -154,6 +162,35 @@ class ModelDeployment:
                         }
                     )
                 )
+
+
+class ReplicaMetrics:
+    """Each replica's counters in Ray's metrics API: Ray exports them (with Serve's own
+    per-replica metrics) in Prometheus format on every node's metrics port."""
+
+    def __init__(self, model: str) -> None:
+        from ray.util.metrics import Counter
+
+        self.requests = Counter(
+            "chatchat_replica_requests",
+            "Calls served by this model replica, by method and outcome.",
+            tag_keys=("model", "method", "outcome"),
+        )
+        self.requests.set_default_tags({"model": model})
+        self.tokens = Counter(
+            "chatchat_replica_tokens",
+            "Tokens counted by this model replica (input: prompt, output: completion).",
+            tag_keys=("model", "type"),
+        )
+        self.tokens.set_default_tags({"model": model})
+
+    def count_tokens(self, message: Any) -> None:
+        usage = getattr(message, "usage_metadata", None)
+        if usage:
+            if usage.get("input_tokens"):
+                self.tokens.inc(usage["input_tokens"], tags={"type": "input"})
+            if usage.get("output_tokens"):
+                self.tokens.inc(usage["output_tokens"], tags={"type": "output"})
 
 
 async def _pump(chunks: Any, queue: asyncio.Queue[Any]) -> None:

@@ -463,6 +463,28 @@ def test_a_client_that_leaves_cancels_the_upstream_call(url, upstream):
     _wait(lambda: upstream.requests[0].disconnected_at is not None, 15, "the upstream to be closed")
 
 
+def test_replica_metrics_are_exported_by_ray(client, upstream):
+    upstream.enqueue(Reply(text="counted"))
+    client.chat.completions.create(
+        model="qwen-limited", messages=[{"role": "user", "content": "hi"}]
+    )
+    (port,) = {node["MetricsExportPort"] for node in ray.nodes()}
+
+    def exported() -> bool:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        return (
+            any(
+                line.startswith("ray_chatchat_replica_requests")
+                and 'model="qwen-limited"' in line
+                and 'outcome="ok"' in line
+                for line in text.splitlines()
+            )
+            and "ray_chatchat_replica_tokens" in text
+        )
+
+    _wait(exported, 60, "the replica's counters on Ray's metrics port")
+
+
 # -- what travels through Ray ------------------------------------------------------------------
 def test_secrets_are_not_pickled_into_the_application(emulator):
     from langchain_chatchat.server.ray import build_app
