@@ -32,8 +32,6 @@ from langserve import RemoteRunnable
 
 from langchain_chatchat.testing import DashScopeEmulator, Fault, Reply, ToolCallReply
 
-os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # read when `ray` is imported: loopback
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 ray = pytest.importorskip("ray", reason="the `ray` extra is not installed")
 serve = pytest.importorskip("ray.serve")
 cloudpickle = pytest.importorskip("ray.cloudpickle")
