@@ -1,4 +1,4 @@
-"""Model name → what serves it: the old FastChat controller's job, built from the config.
+"""Model name → what serves it, built from the config.
 
 Every replica of every model is constructed once, when the app is created, so a bad config
 fails before the port is bound and no request ever pays for construction. Each name gets a

@@ -1,4 +1,5 @@
-"""pytest fixtures for the emulators (registered as a ``pytest11`` entry point).
+"""pytest fixtures for the emulators, opt-in: ``pytest_plugins = ["langchain_chatchat.testing.pytest_plugin"]``
+in a conftest.py, or ``pytest -p langchain_chatchat.testing.pytest_plugin``.
 
 One emulator server is started per test session and shared: the function-scoped fixture hands
 it to each test with an empty script and no recorded requests, which keeps tests fast (starting

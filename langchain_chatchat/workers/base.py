@@ -1,4 +1,4 @@
-"""The provider-neutral worker: what Chatchat's ApiModelWorker should have been.
+"""The provider-neutral worker.
 
 A provider subclass declares its message rules and implements two transport methods
 (`_call`, `_acall`) that yield incremental `ChatDelta`s and raise typed `ChatchatError`s.
