@@ -20,6 +20,7 @@ import contextlib
 import threading
 import weakref
 from collections.abc import (
+    AsyncGenerator,
     AsyncIterator,
     Awaitable,
     Callable,
@@ -29,7 +30,7 @@ from collections.abc import (
     Sequence,
 )
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypedDict, runtime_checkable
 
 import aiohttp
 import httpx
@@ -176,7 +177,7 @@ class HTTPTransport:
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
         self._sessions: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, tuple[aiohttp.ClientSession, AsyncIterator[None]]
+            asyncio.AbstractEventLoop, tuple[aiohttp.ClientSession, AsyncGenerator[None, None]]
         ] = weakref.WeakKeyDictionary()
 
     @property
@@ -192,7 +193,7 @@ class HTTPTransport:
             return self._client
 
     def _httpx_request(self, request: HTTPRequest) -> httpx.Request:
-        headers = {"Content-Type": "application/json", **request.headers}
+        headers = _with_content_type(request.headers)
         return self._httpx().build_request(
             "POST", request.url, content=request.body, headers=headers, params=request.params
         )
@@ -231,10 +232,10 @@ class HTTPTransport:
         self._sessions[loop] = (session, guard)
         return session
 
-    def _aiohttp_kwargs(self, request: HTTPRequest) -> dict[str, object]:
+    def _aiohttp_options(self, request: HTTPRequest) -> _AiohttpOptions:
         return {
             "data": request.body,
-            "headers": {"Content-Type": "application/json", **request.headers},
+            "headers": _with_content_type(request.headers),
             "params": dict(request.params) or None,
             "timeout": aiohttp.ClientTimeout(
                 total=None,
@@ -247,14 +248,14 @@ class HTTPTransport:
     async def apost(self, request: HTTPRequest) -> HTTPReply:
         session = await self._session()
         with self._errors():
-            async with session.post(request.url, **self._aiohttp_kwargs(request)) as response:
+            async with session.post(request.url, **self._aiohttp_options(request)) as response:
                 return HTTPReply(response.status, response.headers, await response.read())
 
     @contextlib.asynccontextmanager
     async def astream(self, request: HTTPRequest) -> AsyncIterator[AsyncStreamingReply]:
         session = await self._session()
         with self._errors():
-            async with session.post(request.url, **self._aiohttp_kwargs(request)) as response:
+            async with session.post(request.url, **self._aiohttp_options(request)) as response:
                 yield AsyncStreamingReply(
                     response.status, response.headers, response.content.iter_any()
                 )
@@ -262,7 +263,7 @@ class HTTPTransport:
     async def aclose(self) -> None:
         entry = self._sessions.pop(asyncio.get_running_loop(), None)
         if entry is not None:
-            await entry[0].close()
+            await entry[1].aclose()  # runs the guard's `finally`: closes the session
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
@@ -278,10 +279,25 @@ class HTTPTransport:
             ) from error
 
 
-async def _close_at_loop_shutdown(session: aiohttp.ClientSession) -> AsyncIterator[None]:
+class _AiohttpOptions(TypedDict):
+    data: bytes
+    headers: dict[str, str]
+    params: dict[str, str] | None
+    timeout: aiohttp.ClientTimeout
+
+
+def _with_content_type(headers: Mapping[str, str]) -> dict[str, str]:
+    """`headers` with a JSON content type unless they name one (in any letter case)."""
+    if any(name.lower() == "content-type" for name in headers):
+        return dict(headers)
+    return {"Content-Type": "application/json", **headers}
+
+
+async def _close_at_loop_shutdown(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
+    """Suspended once started; the loop's `shutdown_asyncgens()` (or `aclose`) runs its
+    `finally`, closing the session on its own loop before that loop closes."""
     try:
         yield
-        await asyncio.Future()  # never resumed: closed by the loop's shutdown_asyncgens()
     finally:
         await session.close()
 
