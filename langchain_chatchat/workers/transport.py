@@ -49,43 +49,37 @@ class HTTPRequest:
 
 
 @dataclass(frozen=True)
-class HTTPReply:
-    """A whole reply: status, headers (case-insensitive where the library gives them so) and body."""
+class ReplyHead:
+    """Status and headers (case-insensitive where the library gives them so)."""
 
     status: int
     headers: Mapping[str, str]
+
+    @property
+    def is_event_stream(self) -> bool:
+        return self.status < 400 and "text/event-stream" in (self.headers.get("content-type") or "")
+
+
+@dataclass(frozen=True)
+class HTTPReply(ReplyHead):
+    """A whole reply."""
+
     body: bytes
 
-    @property
-    def is_event_stream(self) -> bool:
-        return is_event_stream(self.status, self.headers)
 
-
-@dataclass
-class StreamingReply:
+@dataclass(frozen=True)
+class StreamingReply(ReplyHead):
     """A reply whose body is read as it arrives (`chunks`), for SSE."""
 
-    status: int
-    headers: Mapping[str, str]
     chunks: Iterator[bytes]
-
-    @property
-    def is_event_stream(self) -> bool:
-        return is_event_stream(self.status, self.headers)
 
     def read(self) -> bytes:
         return b"".join(self.chunks)
 
 
-@dataclass
-class AsyncStreamingReply:
-    status: int
-    headers: Mapping[str, str]
+@dataclass(frozen=True)
+class AsyncStreamingReply(ReplyHead):
     chunks: AsyncIterator[bytes]
-
-    @property
-    def is_event_stream(self) -> bool:
-        return is_event_stream(self.status, self.headers)
 
     async def read(self) -> bytes:
         return b"".join([chunk async for chunk in self.chunks])
@@ -108,10 +102,6 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
     async def aclose(self) -> None: ...
-
-
-def is_event_stream(status: int, headers: Mapping[str, str]) -> bool:
-    return status < 400 and "text/event-stream" in (headers.get("content-type") or "")
 
 
 # -- SSE ---------------------------------------------------------------------------------------
