@@ -16,6 +16,12 @@ from langchain_chatchat.testing.dashscope import (
     DashScopeEmulator,
     EmbeddingModelSpec,
 )
+from langchain_chatchat.testing.gemini import (
+    GEMINI_MODELS,
+    GeminiChatSpec,
+    GeminiEmbeddingSpec,
+    GeminiEmulator,
+)
 from langchain_chatchat.testing.openai_compatible import PROFILES, OpenAICompatibleEmulator, Profile
 from langchain_chatchat.testing.responder import Responder, count_tokens, split_tokens
 from langchain_chatchat.testing.script import Fault, RecordedRequest, Reply, ToolCallReply
@@ -30,6 +36,10 @@ __all__ = [
     "EmulatorBase",
     "EmbeddingModelSpec",
     "Fault",
+    "GEMINI_MODELS",
+    "GeminiChatSpec",
+    "GeminiEmbeddingSpec",
+    "GeminiEmulator",
     "OpenAICompatibleEmulator",
     "PROFILES",
     "Profile",
