@@ -21,6 +21,7 @@ from langchain_chatchat.testing.gemini import (
     GeminiChatSpec,
     GeminiEmbeddingSpec,
     GeminiEmulator,
+    PromptBlocked,
 )
 from langchain_chatchat.testing.openai_compatible import PROFILES, OpenAICompatibleEmulator, Profile
 from langchain_chatchat.testing.responder import Responder, count_tokens, split_tokens
@@ -42,6 +43,7 @@ __all__ = [
     "GeminiEmulator",
     "OpenAICompatibleEmulator",
     "PROFILES",
+    "PromptBlocked",
     "Profile",
     "RecordedRequest",
     "Reply",

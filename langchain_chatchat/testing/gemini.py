@@ -40,7 +40,13 @@ from langchain_chatchat.testing.responder import Responder, count_tokens, embed_
 from langchain_chatchat.testing.script import Fault, RecordedRequest, Reply, ToolCallReply
 from langchain_chatchat.testing.server import EmulatorBase, TimedResponse
 
-__all__ = ["GEMINI_MODELS", "GeminiChatSpec", "GeminiEmbeddingSpec", "GeminiEmulator"]
+__all__ = [
+    "GEMINI_MODELS",
+    "GeminiChatSpec",
+    "GeminiEmbeddingSpec",
+    "GeminiEmulator",
+    "PromptBlocked",
+]
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,14 @@ class GeminiChatSpec:
     thinks_by_default: bool = True
     budget_range: tuple[int, int] = (0, 24_576)
     signatures: bool = False
+
+
+@dataclass(frozen=True)
+class PromptBlocked:
+    """A scripted answer that blocks the prompt: no candidates, ``promptFeedback.blockReason``
+    (SAFETY, OTHER, BLOCKLIST, PROHIBITED_CONTENT, IMAGE_SAFETY; API reference, BlockReason)."""
+
+    reason: str = "SAFETY"
 
 
 @dataclass(frozen=True)
@@ -402,6 +416,8 @@ class GeminiEmulator(EmulatorBase):
         if isinstance(item, Fault) and (item.kind == "http" or not stream):
             error = _ApiError(item.status, item.message)
             return self._error(error, record, item.code or None)
+        if isinstance(item, PromptBlocked):
+            return self._blocked(item, call, model, record, stream=stream, sse=sse)
         reply = item if isinstance(item, Reply) else self._default_reply(call)
         render = _Renderer(reply, call, model.removeprefix("models/"), record.request_id)
         if not stream:
@@ -443,6 +459,37 @@ class GeminiEmulator(EmulatorBase):
             pieces,
             hang=hang,
             abort_after=reply.drop_after_chunks,
+            on_disconnect=record.mark_disconnected,
+        )
+
+    @staticmethod
+    def _blocked(
+        item: PromptBlocked,
+        call: _Generation,
+        model: str,
+        record: RecordedRequest,
+        *,
+        stream: bool,
+        sse: bool,
+    ) -> TimedResponse:
+        """A blocked prompt is a 200 without candidates (GenerateContentResponse.promptFeedback)."""
+        payload = _dumps(
+            {
+                "promptFeedback": {"blockReason": item.reason},
+                "usageMetadata": {
+                    "promptTokenCount": call.input_tokens,
+                    "totalTokenCount": call.input_tokens,
+                },
+                "modelVersion": model.removeprefix("models/"),
+                "responseId": record.request_id,
+            }
+        )
+        if stream:
+            payload = b"data: " + payload + b"\r\n\r\n" if sse else b"[" + payload + b"]"
+        return TimedResponse(
+            200,
+            [("content-type", _SSE if stream and sse else _JSON)],
+            [(0.0, payload)],
             on_disconnect=record.mark_disconnected,
         )
 

@@ -22,6 +22,7 @@ import binascii
 import contextlib
 import json
 import re
+import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from typing import Any, TypeVar
@@ -96,7 +97,12 @@ T = TypeVar("T")
 
 
 class _GeminiClient:
-    """One `genai.Client` per worker: credentials, endpoint, per-read timeouts, no SDK retries."""
+    """One `genai.Client` per worker: credentials, endpoint, per-read timeouts, no SDK retries.
+
+    The client is built on first use: building one loads CA certificates three times (the SDK's
+    httpx and aiohttp contexts, our httpx client), which a model that is never called should not
+    pay for.
+    """
 
     provider = PROVIDER
     timeout: float | None
@@ -107,28 +113,42 @@ class _GeminiClient:
                 "no Gemini API key: pass api_key=... or set GEMINI_API_KEY (or GOOGLE_API_KEY)",
                 provider=PROVIDER,
             )
-        hooks = [_per_read_timeout(self.timeout)] if self.timeout is not None else []
-        # Our own sync client: it pins the backend to httpx (the SDK would pick httpx2 when that
-        # fork is installed) and carries the per-read timeout hook. Async calls use the SDK's
-        # aiohttp sessions.
-        self._http = httpx.Client(event_hooks={"request": hooks})
-        self._client = genai.Client(
-            api_key=api_key,
-            vertexai=False,
-            http_options=types.HttpOptions(
-                base_url=(base_url or DEFAULT_BASE_URL).rstrip("/") + "/",
-                retry_options=types.HttpRetryOptions(attempts=1),
-                httpx_client=self._http,
-            ),
-        )
+        self._api_key = api_key
+        self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
+        self._sdk: genai.Client | None = None
+        self._http: httpx.Client | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def _client(self) -> genai.Client:
+        with self._lock:
+            if self._sdk is None:
+                hooks = [_per_read_timeout(self.timeout)] if self.timeout is not None else []
+                # Our own sync client pins the backend to httpx (the SDK picks the httpx2 fork
+                # when installed) and carries the per-read timeout. Async calls use the SDK's
+                # aiohttp sessions, one per event loop.
+                self._http = httpx.Client(event_hooks={"request": hooks})
+                self._sdk = genai.Client(
+                    api_key=self._api_key,
+                    vertexai=False,
+                    http_options=types.HttpOptions(
+                        base_url=self.base_url + "/",
+                        retry_options=types.HttpRetryOptions(attempts=1),
+                        httpx_client=self._http,
+                    ),
+                )
+            return self._sdk
 
     def close(self) -> None:
-        self._client.close()
-        self._http.close()
+        if self._sdk is not None:
+            self._sdk.close()
+        if self._http is not None:
+            self._http.close()
 
     async def aclose(self) -> None:
         """Close the SDK's async sessions (one per event loop)."""
-        await self._client.aio.aclose()
+        if self._sdk is not None:
+            await self._sdk.aio.aclose()
 
     async def _within(self, step: Awaitable[T]) -> T:
         if self.timeout is None:
