@@ -25,14 +25,11 @@ import re
 import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 import httpx
 import pydantic
-from google import genai
-from google.genai import errors as genai_errors
-from google.genai import types
 
 from langchain_chatchat.workers.base import ChatWorker, EmbeddingWorker, MessageRules
 from langchain_chatchat.workers.errors import (
@@ -95,10 +92,16 @@ _IGNORED_EXTRAS = ("parallel_tool_calls", "user")
 
 T = TypeVar("T")
 
+if TYPE_CHECKING:  # imported at run time by the functions that use them (see _GeminiClient)
+    from google import genai
+    from google.genai import errors as genai_errors
+    from google.genai import types
+
 
 class _GeminiClient:
     """One `genai.Client` per worker: credentials, endpoint, per-read timeouts, no SDK retries.
 
+    The SDK is imported when a worker is built, not with the package (it takes about a second).
     The client is built on first use: building one loads CA certificates three times (the SDK's
     httpx and aiohttp contexts, our httpx client), which a model that is never called should not
     pay for.
@@ -113,6 +116,8 @@ class _GeminiClient:
                 "no Gemini API key: pass api_key=... or set GEMINI_API_KEY (or GOOGLE_API_KEY)",
                 provider=PROVIDER,
             )
+        import google.genai  # noqa: F401  # here, not in the first request (an event loop's)
+
         self._api_key = api_key
         self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
         self._sdk: genai.Client | None = None
@@ -121,6 +126,9 @@ class _GeminiClient:
 
     @property
     def _client(self) -> genai.Client:
+        from google import genai
+        from google.genai import types
+
         with self._lock:
             if self._sdk is None:
                 hooks = [_per_read_timeout(self.timeout)] if self.timeout is not None else []
@@ -202,6 +210,8 @@ class GeminiWorker(_GeminiClient, ChatWorker):
                     "function_calling_config": _tool_choice(request.tool_choice)
                 }
         config.update(_extras(request.extra))
+        from google.genai import types
+
         try:
             parsed = types.GenerateContentConfig.model_validate(config)
         except pydantic.ValidationError as error:
@@ -593,6 +603,8 @@ def _retry_delay(details: list[dict[str, Any]]) -> float | None:
 @contextlib.contextmanager
 def _sdk_errors() -> Iterator[None]:
     """Map the SDK's APIError and its transports' exceptions (httpx, aiohttp) to typed errors."""
+    from google.genai import errors as genai_errors
+
     try:
         yield
     except ChatchatError:
@@ -630,6 +642,8 @@ class GeminiEmbeddingWorker(_GeminiClient, EmbeddingWorker):
         config: dict[str, Any] = {"task_type": _TASK_TYPES[request.text_type], **request.extra}
         if request.dimensions is not None:
             config["output_dimensionality"] = request.dimensions
+        from google.genai import types
+
         try:
             parsed = types.EmbedContentConfig.model_validate(config)
         except pydantic.ValidationError as error:
