@@ -87,6 +87,7 @@ _THINKING_EXTRAS = {
     "include_thoughts": "include_thoughts",
     "thinking_level": "thinking_level",
 }
+_MAX_STOP = 5  # GenerationConfig.stopSequences: "A set of up to 5 character sequences"
 # Accepted for OpenAI compatibility; Gemini has no equivalent and decides by itself.
 _IGNORED_EXTRAS = ("parallel_tool_calls", "user")
 
@@ -189,6 +190,12 @@ class GeminiWorker(_GeminiClient, ChatWorker):
         system, contents = to_gemini_contents(
             request.messages, signatures=bool(_NEEDS_SIGNATURE.match(request.model))
         )
+        if request.stop and len(request.stop) > _MAX_STOP:
+            raise BadRequestError(
+                f"Gemini accepts at most {_MAX_STOP} stop sequences",
+                provider=PROVIDER,
+                param="stop",
+            )
         config: dict[str, Any] = {"automatic_function_calling": {"disable": True}}
         if system:
             config["system_instruction"] = system

@@ -264,3 +264,9 @@ def test_unknown_call_options_are_refused_before_sending(llm, emulator):
     with pytest.raises(BadRequestError, match="logit_bias"):
         llm.invoke("hi", logit_bias={"1": 2})
     assert emulator.requests == []
+
+
+def test_more_than_five_stop_sequences_fail_before_sending(llm, emulator):
+    with pytest.raises(BadRequestError, match="at most 5 stop sequences"):
+        llm.invoke("hi", stop=list("abcdef"))
+    assert emulator.requests == []

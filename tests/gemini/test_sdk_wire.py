@@ -285,3 +285,30 @@ def test_scripted_faults(client, emulator):
         for chunk in client.models.generate_content_stream(model="gemini-2.5-flash", contents="x"):
             received.append(chunk.text)
     assert caught.value.status == "INTERNAL" and len(received) == 2
+
+
+def test_stream_without_sse_is_a_json_array(emulator):
+    import httpx
+
+    emulator.enqueue(Reply(text="a b"))
+    url = f"{emulator.base_url}/v1beta/models/gemini-2.5-flash:streamGenerateContent"
+    reply = httpx.post(
+        url,
+        json={"contents": [{"parts": [{"text": "x"}]}]},
+        headers={"x-goog-api-key": emulator.api_key},
+    )
+    chunks = reply.json()
+    assert [c["candidates"][0]["content"]["parts"][0]["text"] for c in chunks] == ["a", " b"]
+    assert chunks[-1]["candidates"][0]["finishReason"] == "STOP"
+
+
+def test_embed_content_single(emulator):
+    import httpx
+
+    url = f"{emulator.base_url}/v1beta/models/text-embedding-004:embedContent"
+    headers = {"x-goog-api-key": emulator.api_key}
+    body = {"content": {"parts": [{"text": "hello"}]}, "taskType": "RETRIEVAL_QUERY"}
+    reply = httpx.post(url, json=body, headers=headers)
+    assert len(reply.json()["embedding"]["values"]) == 768
+    titled = httpx.post(url, json={**body, "title": "doc"}, headers=headers)
+    assert titled.status_code == 400 and "RETRIEVAL_DOCUMENT" in titled.json()["error"]["message"]
