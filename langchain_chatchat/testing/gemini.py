@@ -879,7 +879,7 @@ def _embed_request(
         raise _invalid(  # unverified wording; the largest size is the model's
             f"{prefix}.output_dimensionality: must be between 1 and {spec.dimension}\n"
         )
-    return "".join(texts), dimension
+    return "".join(t for t in texts if isinstance(t, str)), dimension
 
 
 # -- response rendering ------------------------------------------------------------------------

@@ -241,7 +241,7 @@ class GeminiWorker(_GeminiClient, ChatWorker):
                 for response in stream:
                     yield from reader.read(response)
             finally:
-                stream.close()
+                stream.close()  # type: ignore[attr-defined]  # a generator
             reader.finish()
 
     async def _acall(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
@@ -288,12 +288,12 @@ def to_gemini_contents(
             continue
         if message.role == "tool":
             name = message.name or names_by_call_id.get(message.tool_call_id or "") or ""
-            part = {"function_response": {"name": name, "response": _tool_response(message)}}
+            answer = {"function_response": {"name": name, "response": _tool_response(message)}}
             previous = contents[-1] if contents else None
             if previous is not None and previous.get("_tool_results"):
-                previous["parts"].append(part)
+                previous["parts"].append(answer)
             else:
-                contents.append({"role": "user", "parts": [part], "_tool_results": True})
+                contents.append({"role": "user", "parts": [answer], "_tool_results": True})
             continue
         if message.role == "assistant":
             parts: list[dict[str, Any]] = []
@@ -301,7 +301,9 @@ def to_gemini_contents(
                 parts.append({"text": message.text()})
             for position, call in enumerate(message.tool_calls):
                 names_by_call_id[call.id] = call.name
-                part = {"function_call": {"name": call.name, "args": _arguments(call.arguments)}}
+                part: dict[str, Any] = {
+                    "function_call": {"name": call.name, "args": _arguments(call.arguments)}
+                }
                 if signatures and position == 0:
                     part["thought_signature"] = _SKIP_SIGNATURE
                 parts.append(part)
@@ -479,7 +481,9 @@ class _ResponseReader:
                 )
             return
         candidate = response.candidates[0]
-        text, reasoning, calls = [], [], []
+        text: list[str] = []
+        reasoning: list[str] = []
+        calls: list[ToolCallDelta] = []
         for part in (candidate.content.parts if candidate.content else None) or []:
             if part.function_call is not None:
                 call = part.function_call
