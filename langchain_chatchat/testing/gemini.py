@@ -260,6 +260,7 @@ class GeminiEmulator(EmulatorBase):
         }
         self.max_input_tokens = max_input_tokens
         self.responder = responder or Responder()
+        self._issued_signatures: set[bytes] = set()
         super().__init__()
         self._serve(
             Starlette(
@@ -374,10 +375,11 @@ class GeminiEmulator(EmulatorBase):
             raise _invalid("* GenerateContentRequest.contents: contents is not specified\n")
         if not isinstance(contents, list):
             raise _invalid(
-                'Invalid JSON payload received. Unknown name "contents": Proto field is not repeating, cannot start list.'
+                'Invalid JSON payload received. Unknown name "contents": '
+                "Proto field is not repeating, cannot start list."
             )
         system = body.get("systemInstruction")
-        messages = _system_messages(system) + _conversation(contents, spec)
+        messages = _system_messages(system) + _conversation(contents, spec, self._issued_signatures)
         tools, names = _tools(body.get("tools"))
         tool_choice = _tool_config(body.get("toolConfig"), names)
         _check_generation_config(config, spec)
@@ -420,6 +422,7 @@ class GeminiEmulator(EmulatorBase):
             return self._blocked(item, call, model, record, stream=stream, sse=sse)
         reply = item if isinstance(item, Reply) else self._default_reply(call)
         render = _Renderer(reply, call, model.removeprefix("models/"), record.request_id)
+        self._issued_signatures.update(map(_bytes_field, render.signatures))
         if not stream:
             body = _dumps(render.whole())
             pieces = [(reply.first_chunk_delay, body)]
@@ -528,7 +531,8 @@ class GeminiEmulator(EmulatorBase):
             if len(requests) > _EMBED_BATCH_LIMIT:
                 # Quoted in langchain-ai/langchainjs#4491 and weaviate/weaviate#11277.
                 raise _invalid(
-                    "* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch\n"
+                    "* BatchEmbedContentsRequest.requests: "
+                    "at most 100 requests can be in one batch\n"
                 )
             texts = [
                 _embed_request(_normalized(r), name, spec, f"requests[{i}]", batch=True)
@@ -566,7 +570,23 @@ def _system_messages(system: Any) -> list[dict[str, Any]]:
     return [{"role": "system", "content": "".join(p.get("text", "") for p in parts)}]
 
 
-def _conversation(contents: list[Any], spec: GeminiChatSpec) -> list[dict[str, Any]]:
+# Values the thought-signatures guide documents for skipping validation of calls that have no
+# signature of their own (history from other models or edited by the client).
+_SKIP_SIGNATURES = {"skip_thought_signature_validator", "context_engineering_is_the_way_to_go"}
+
+
+def _bytes_field(value: str) -> bytes | None:
+    """A proto JSON `bytes` value: base64 in either alphabet, padding optional; None if invalid."""
+    text = value.replace("-", "+").replace("_", "/")
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _conversation(
+    contents: list[Any], spec: GeminiChatSpec, issued: set[bytes]
+) -> list[dict[str, Any]]:
     """Check turns and parts; translate to OpenAI-like messages for the Responder."""
     messages: list[dict[str, Any]] = []
     previous: str | None = None  # "user", "model", "call", "response"
@@ -580,7 +600,8 @@ def _conversation(contents: list[Any], spec: GeminiChatSpec) -> list[dict[str, A
         parts = [_normalized(p) for p in content.get("parts") or [] if isinstance(p, dict)]
         if not parts:
             raise _invalid(
-                f"* GenerateContentRequest.contents[{index}].parts: contents.parts must not be empty.\n"
+                f"* GenerateContentRequest.contents[{index}].parts: "
+                "contents.parts must not be empty.\n"
             )
         for position, part in enumerate(parts):
             data = [key for key in _PART_DATA if key in part]
@@ -603,7 +624,12 @@ def _conversation(contents: list[Any], spec: GeminiChatSpec) -> list[dict[str, A
                     "or after a function response turn."
                 )
             first = next(p for p in parts if "functionCall" in p)
-            if spec.signatures and not first.get("thoughtSignature"):
+            signature = first.get("thoughtSignature")
+            valid = issued | {_bytes_field(s) for s in _SKIP_SIGNATURES}
+            if signature and _bytes_field(str(signature)) not in valid:
+                # Signatures are opaque and checked by the server; message unverified.
+                raise _invalid("Thought signature is not valid.")
+            if spec.signatures and not signature:
                 # Quoted in csells/dartantic#86 and vercel/ai#15550 (Gemini 3 models).
                 raise _invalid(
                     "Function call is missing a thought_signature in functionCall parts. This is "
@@ -637,14 +663,13 @@ def _check_inline(blob: Any, index: int, position: int) -> None:
     where = f"* GenerateContentRequest.contents[{index}].parts[{position}].inline_data"
     if not blob.get("mimeType"):
         raise _invalid(f"{where}.mime_type: mime_type is not specified\n")  # unverified
-    try:
-        base64.b64decode(
-            str(blob.get("data", "")).replace("-", "+").replace("_", "/"), validate=True
-        )
-    except (binascii.Error, ValueError):
+    data = str(blob.get("data", ""))
+    if _bytes_field(data) is None:
+        # proto JSON's message for a malformed bytes field (unverified for this API)
         raise _invalid(
-            f"Invalid value at 'contents[{index}].parts[{position}].inline_data.data' (TYPE_BYTES), Base64 decoding failed for \"{str(blob.get('data'))[:20]}\""
-        ) from None
+            f"Invalid value at 'contents[{index}].parts[{position}].inline_data.data' "
+            f'(TYPE_BYTES), Base64 decoding failed for "{data[:20]}"'
+        )
     mime = blob["mimeType"]
     if mime.startswith("image/") and mime not in _IMAGE_TYPES:
         raise _invalid(f"Unsupported MIME type: {mime}")  # unverified wording
@@ -735,7 +760,8 @@ def _tool_config(raw: Any, names: set[str]) -> str | dict[str, Any] | None:
     if mode not in ("AUTO", "ANY", "NONE", "VALIDATED", "MODE_UNSPECIFIED"):
         raise _invalid(  # proto enum parsing; message form unverified
             f"Invalid value at 'tool_config.function_calling_config.mode' "
-            f'(type.googleapis.com/google.ai.generativelanguage.v1beta.FunctionCallingConfig.Mode), "{mode}"'
+            "(type.googleapis.com/google.ai.generativelanguage.v1beta.FunctionCallingConfig.Mode), "
+            f'"{mode}"'
         )
     allowed = config.get("allowedFunctionNames")
     if allowed:
@@ -845,7 +871,8 @@ def _response_format(config: Mapping[str, Any]) -> dict[str, Any] | None:
         )
     if mime not in (None, "text/plain", "application/json", "text/x.enum"):
         raise _invalid(
-            f"* GenerateContentRequest.generation_config.response_mime_type: unsupported mime type {mime}\n"
+            "* GenerateContentRequest.generation_config.response_mime_type: "
+            f"unsupported mime type {mime}\n"
         )
     if mime != "application/json":
         return None
@@ -894,13 +921,18 @@ class _Renderer:
             _FINISH.get(reply.resolved_finish_reason) or reply.resolved_finish_reason.upper()
         )
         self.show_thoughts = call.include_thoughts and bool(reply.reasoning)
+        self.signatures = (
+            [base64.b64encode(uuid.uuid4().bytes * 2).decode()]
+            if call.thinking and reply.tool_calls
+            else []
+        )
 
     def _function_parts(self) -> list[dict[str, Any]]:
         parts = []
         for position, tool_call in enumerate(self.reply.tool_calls):
             part: dict[str, Any] = {"functionCall": _function_call(tool_call)}
             if self.call.thinking and position == 0:  # thinking models sign their calls
-                part["thoughtSignature"] = base64.b64encode(uuid.uuid4().bytes * 2).decode()
+                part["thoughtSignature"] = self.signatures[0]
             parts.append(part)
         return parts
 

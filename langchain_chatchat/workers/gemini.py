@@ -24,7 +24,7 @@ import json
 import re
 import threading
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
@@ -61,12 +61,15 @@ EMBEDDING_BATCH_LIMIT = 100
 """batchEmbedContents refuses more: "BatchEmbedContentsRequest.requests: at most 100 requests can
 be in one batch" (quoted in langchain-ai/langchainjs#4491, weaviate/weaviate#11277)."""
 
-# Gemini 3 refuses a replayed function call without its thought signature; when the caller has
-# none (history from another model, or from the OpenAI surface), the documented sentinel skips
-# the check (https://ai.google.dev/gemini-api/docs/thought-signatures). Base64url of it is
-# itself, so the SDK's bytes field carries it verbatim on the wire.
+# Gemini 3 refuses a replayed function call without its thought signature
+# (https://ai.google.dev/gemini-api/docs/thought-signatures). LangChain and OpenAI messages have
+# no place for one, so a worker remembers the signatures of the calls it received (by tool-call
+# id, a bounded number) and sends them back with the same calls; for calls it never saw (another
+# process, another model) it sends the documented sentinel that skips the check. Base64url of the
+# sentinel is itself, so the SDK's bytes field carries it verbatim on the wire.
 _SKIP_SIGNATURE = base64.urlsafe_b64decode("skip_thought_signature_validator")
 _NEEDS_SIGNATURE = re.compile(r"^(models/)?gemini-3", re.IGNORECASE)
+_REMEMBERED_SIGNATURES = 4096
 
 _FILTERED = {
     "SAFETY",
@@ -183,12 +186,27 @@ class GeminiWorker(_GeminiClient, ChatWorker):
     def __init__(self, *, api_key: str | None, base_url: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._init_client(api_key, base_url)
+        self._signatures: dict[str, bytes] = {}
+        self._signatures_lock = threading.Lock()
+
+    def _remember_signature(self, call_id: str, signature: bytes) -> None:
+        with self._signatures_lock:
+            self._signatures[call_id] = signature
+            if len(self._signatures) > _REMEMBERED_SIGNATURES:
+                del self._signatures[next(iter(self._signatures))]
+
+    def _known_signatures(self, messages: list[WorkerMessage]) -> dict[str, bytes]:
+        ids = [call.id for message in messages for call in message.tool_calls]
+        with self._signatures_lock:
+            return {i: self._signatures[i] for i in ids if i in self._signatures}
 
     # -- request translation ---------------------------------------------------------------
     def _arguments(self, request: ChatRequest) -> dict[str, Any]:
         """`model`, `contents` and `config` for `generate_content(_stream)`."""
         system, contents = to_gemini_contents(
-            request.messages, signatures=bool(_NEEDS_SIGNATURE.match(request.model))
+            request.messages,
+            signatures=self._known_signatures(request.messages),
+            require_signatures=bool(_NEEDS_SIGNATURE.match(request.model)),
         )
         if request.stop and len(request.stop) > _MAX_STOP:
             raise BadRequestError(
@@ -230,7 +248,7 @@ class GeminiWorker(_GeminiClient, ChatWorker):
     # -- transport -------------------------------------------------------------------------
     def _call(self, request: ChatRequest) -> Iterator[ChatDelta]:
         arguments = self._arguments(request)
-        reader = _ResponseReader(request.model)
+        reader = _ResponseReader(request.model, self._remember_signature)
         with _sdk_errors():
             if not request.stream:
                 yield from reader.read(self._client.models.generate_content(**arguments))
@@ -246,7 +264,7 @@ class GeminiWorker(_GeminiClient, ChatWorker):
 
     async def _acall(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
         arguments = self._arguments(request)
-        reader = _ResponseReader(request.model)
+        reader = _ResponseReader(request.model, self._remember_signature)
         models = self._client.aio.models
         with _sdk_errors():
             if not request.stream:
@@ -271,14 +289,19 @@ class GeminiWorker(_GeminiClient, ChatWorker):
 
 # -- messages --------------------------------------------------------------------------------
 def to_gemini_contents(
-    messages: list[WorkerMessage], *, signatures: bool = False
+    messages: list[WorkerMessage],
+    *,
+    signatures: Mapping[str, bytes] | None = None,
+    require_signatures: bool = False,
 ) -> tuple[str | None, list[dict[str, Any]]]:
     """(system instruction, contents) in the SDK's dict form.
 
     Consecutive tool results become one user turn of `functionResponse` parts, one per call, as
-    Gemini pairs them with the function-call turn before. With `signatures`, the first function
-    call of each model turn carries the skip-validation thought signature (Gemini 3).
+    Gemini pairs them with the function-call turn before. Function calls carry their thought
+    signature from `signatures` (by tool-call id); with `require_signatures` (Gemini 3) the first
+    call of a model turn without one carries the skip-validation sentinel.
     """
+    signatures = signatures or {}
     system: str | None = None
     contents: list[dict[str, Any]] = []
     names_by_call_id: dict[str, str] = {}
@@ -304,7 +327,9 @@ def to_gemini_contents(
                 part: dict[str, Any] = {
                     "function_call": {"name": call.name, "args": _arguments(call.arguments)}
                 }
-                if signatures and position == 0:
+                if call.id in signatures:
+                    part["thought_signature"] = signatures[call.id]
+                elif require_signatures and position == 0:
                     part["thought_signature"] = _SKIP_SIGNATURE
                 parts.append(part)
             if parts:  # an empty assistant turn says nothing; Gemini refuses empty `parts`
@@ -459,8 +484,9 @@ class _ResponseReader:
     reply, since each call arrives whole in its own part.
     """
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, remember: Callable[[str, bytes], None]) -> None:
         self._model = model
+        self._remember = remember
         self._calls = 0
         self._usage: Usage | None = None
         self._finished = False
@@ -487,10 +513,13 @@ class _ResponseReader:
         for part in (candidate.content.parts if candidate.content else None) or []:
             if part.function_call is not None:
                 call = part.function_call
+                call_id = call.id or f"call_{uuid.uuid4().hex[:24]}"
+                if part.thought_signature:
+                    self._remember(call_id, part.thought_signature)
                 calls.append(
                     ToolCallDelta(
                         index=self._calls,
-                        id=call.id or f"call_{uuid.uuid4().hex[:24]}",
+                        id=call_id,
                         name=call.name or "",
                         arguments=json.dumps(call.args or {}, ensure_ascii=False),
                     )

@@ -270,3 +270,24 @@ def test_more_than_five_stop_sequences_fail_before_sending(llm, emulator):
     with pytest.raises(BadRequestError, match="at most 5 stop sequences"):
         llm.invoke("hi", stop=list("abcdef"))
     assert emulator.requests == []
+
+
+def test_gemini_3_thought_signatures_are_sent_back(emulator):
+    llm = ChatGemini(
+        model="gemini-3-flash-preview", api_key=emulator.api_key, base_url=emulator.base_url
+    )
+    bound = llm.bind_tools([get_weather])
+    call = bound.invoke("weather in Paris?")
+    history = [
+        HumanMessage("weather in Paris?"),
+        call,
+        ToolMessage("sunny", tool_call_id=call.tool_calls[0]["id"]),
+    ]
+    # the emulator refuses signatures it did not issue, so this passes only with the real one
+    assert bound.invoke(history).content == "The result is sunny."
+    signature = sent(emulator)["contents"][1]["parts"][0]["thoughtSignature"]
+    assert signature != "skip_thought_signature_validator"
+    forged = [history[0], call.model_copy(), history[2]]
+    forged[1].tool_calls = [{**call.tool_calls[0], "id": "another-id"}]
+    forged[2] = ToolMessage("sunny", tool_call_id="another-id")
+    assert bound.invoke(forged).content == "The result is sunny."  # unknown id: the sentinel

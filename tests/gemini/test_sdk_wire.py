@@ -202,8 +202,13 @@ def test_turn_rules(client):
         "INVALID_ARGUMENT",
         "Function call is missing a thought_signature in functionCall parts",
     )
-    signed = types.Part(function_call=call.function_call, thought_signature=b"sig")
-    turns[1] = types.Content(role="model", parts=[signed])
+    forged = types.Part(function_call=call.function_call, thought_signature=b"forged signature")
+    turns[1] = types.Content(role="model", parts=[forged])
+    _refused(send(turns, model="gemini-3-pro-preview"), 400, "INVALID_ARGUMENT", "not valid")
+    skip = base64.urlsafe_b64decode("skip_thought_signature_validator")
+    turns[1] = types.Content(
+        role="model", parts=[types.Part(function_call=call.function_call, thought_signature=skip)]
+    )
     assert client.models.generate_content(
         model="gemini-3-pro-preview", contents=turns, config=tools
     ).text
