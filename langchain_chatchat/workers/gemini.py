@@ -38,12 +38,13 @@ from langchain_chatchat.workers.errors import (
     ChatchatError,
     ContentFilterError,
     ContextLengthError,
+    ErrorTable,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
+    UpstreamConnectionError,
+    UpstreamServerError,
     UpstreamTimeoutError,
-    UpstreamUnavailableError,
-    error_for_status,
 )
 from langchain_chatchat.workers.types import (
     ChatDelta,
@@ -547,7 +548,7 @@ class _ResponseReader:
         reasons → content_filter; any other reason is kept, lower-cased, never "stop"."""
         self._finished = True
         if reason in _MALFORMED:
-            raise UpstreamUnavailableError(
+            raise UpstreamServerError(
                 f"Gemini produced an invalid function call ({reason})",
                 provider=PROVIDER,
                 code=reason,
@@ -563,7 +564,7 @@ class _ResponseReader:
 
     def finish(self) -> None:
         if not self._finished:
-            raise UpstreamUnavailableError(
+            raise UpstreamConnectionError(
                 "the Gemini reply ended without a finish reason", provider=PROVIDER
             )
 
@@ -587,41 +588,42 @@ def _usage(metadata: types.GenerateContentResponseUsageMetadata) -> Usage:
 
 
 # -- errors ------------------------------------------------------------------------------------
-# google.rpc status → our error (https://ai.google.dev/gemini-api/docs/troubleshooting).
-_STATUS_ERRORS: dict[str, type[ChatchatError]] = {
-    "INVALID_ARGUMENT": BadRequestError,
-    "FAILED_PRECONDITION": PermissionDeniedError,  # free tier not in this region, billing off
-    "OUT_OF_RANGE": BadRequestError,
-    "UNAUTHENTICATED": AuthenticationError,
-    "PERMISSION_DENIED": PermissionDeniedError,
-    "NOT_FOUND": NotFoundError,
-    "RESOURCE_EXHAUSTED": RateLimitError,
-    "INTERNAL": UpstreamUnavailableError,
-    "UNAVAILABLE": UpstreamUnavailableError,
-    "DEADLINE_EXCEEDED": UpstreamTimeoutError,
-    "CANCELLED": UpstreamUnavailableError,
-}
-_CONTEXT = re.compile(r"input token count.*exceeds|exceeds the maximum number of tokens", re.I)
+# google.rpc status names → typed errors (https://ai.google.dev/gemini-api/docs/troubleshooting).
+# An invalid key is INVALID_ARGUMENT with reason API_KEY_INVALID: "API key not valid. Please pass
+# a valid API key." / "API Key not found. ..." (quoted in continuedev/continue#8516,
+# google-gemini/gemini-cli#25198); an over-long prompt is INVALID_ARGUMENT "The input token count
+# (N) exceeds the maximum number of tokens allowed (M)." (unverified wording).
+GEMINI_ERRORS = ErrorTable(
+    codes={
+        "INVALID_ARGUMENT": BadRequestError,
+        "FAILED_PRECONDITION": PermissionDeniedError,  # free tier not in this region, billing off
+        "OUT_OF_RANGE": BadRequestError,
+        "UNAUTHENTICATED": AuthenticationError,
+        "PERMISSION_DENIED": PermissionDeniedError,
+        "NOT_FOUND": NotFoundError,
+        "RESOURCE_EXHAUSTED": RateLimitError,
+        "INTERNAL": UpstreamServerError,
+        "UNAVAILABLE": UpstreamServerError,
+        "CANCELLED": UpstreamServerError,
+        "DEADLINE_EXCEEDED": UpstreamTimeoutError,
+    },
+    messages=(
+        (re.compile(r"API key not valid|API Key not found", re.IGNORECASE), AuthenticationError),
+        (re.compile(r"input token count.*exceeds", re.IGNORECASE), ContextLengthError),
+    ),
+)
 
 
 def error_from_api(error: genai_errors.APIError) -> ChatchatError:
     """The typed error for a google.rpc Status body ({"error": {"code", "message", "status"}})."""
-    status = str(error.status or "")
     message = error.message or f"Gemini returned HTTP {error.code}"
-    details = _details(error.details)
-    kwargs: dict[str, Any] = {"provider": PROVIDER, "code": status or None}
-    if any(d.get("reason") == "API_KEY_INVALID" for d in details):
-        return AuthenticationError(message, **kwargs)
-    if status == "INVALID_ARGUMENT" and _CONTEXT.search(message):
-        return ContextLengthError(message, **kwargs)
-    if status == "RESOURCE_EXHAUSTED":
-        return RateLimitError(message, retry_after=_retry_delay(details), **kwargs)
-    error_class = _STATUS_ERRORS.get(status)
-    if error_class is None:
-        return error_for_status(int(error.code or 500), message, **kwargs)
-    if error_class is UpstreamUnavailableError and error.code and error.code != 500:
-        return UpstreamUnavailableError(message, status_code=int(error.code), **kwargs)
-    return error_class(message, **kwargs)
+    return GEMINI_ERRORS.error(
+        int(error.code or 500),
+        message,
+        code=str(error.status) if error.status else None,
+        provider=PROVIDER,
+        retry_after=_retry_delay(_details(error.details)),
+    )
 
 
 def _details(body: Any) -> list[dict[str, Any]]:
@@ -656,11 +658,11 @@ def _sdk_errors() -> Iterator[None]:
             f"Gemini did not answer in time: {type(error).__name__}", provider=PROVIDER
         ) from None
     except (httpx.HTTPError, aiohttp.ClientError, ConnectionError) as error:
-        raise UpstreamUnavailableError(
+        raise UpstreamConnectionError(
             f"Gemini connection failed: {type(error).__name__}", provider=PROVIDER
         ) from None
     except (json.JSONDecodeError, genai_errors.UnknownApiResponseError) as error:
-        raise UpstreamUnavailableError(
+        raise UpstreamServerError(
             f"Gemini sent a malformed response: {type(error).__name__}", provider=PROVIDER
         ) from None
 
@@ -710,7 +712,7 @@ def _embedding_result(
 ) -> EmbeddingResult:
     vectors = [list(e.values or []) for e in response.embeddings or []]
     if len(vectors) != len(request.texts):
-        raise UpstreamUnavailableError(
+        raise UpstreamServerError(
             f"Gemini returned {len(vectors)} embeddings for {len(request.texts)} texts",
             provider=PROVIDER,
         )
