@@ -8,13 +8,9 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from pydantic import BaseModel
 
-from langchain_chatchat import (
-    BadRequestError,
-    ChatGemini,
-    ContentFilterError,
-    UpstreamUnavailableError,
-)
+from langchain_chatchat import BadRequestError, ChatGemini, ContentFilterError
 from langchain_chatchat.testing import PromptBlocked, Reply, ToolCallReply
+from langchain_chatchat.workers.errors import UpstreamServerError
 
 from .conftest import sent
 
@@ -247,9 +243,9 @@ def test_finish_reasons_never_hide_truncation(llm, emulator, wire, ours):
 
 def test_malformed_function_call_is_an_error(llm, emulator):
     emulator.enqueue(Reply(text="", finish_reason="MALFORMED_FUNCTION_CALL"))
-    with pytest.raises(UpstreamUnavailableError) as caught:
+    with pytest.raises(UpstreamServerError) as caught:
         llm.invoke("hi")
-    assert caught.value.code == "MALFORMED_FUNCTION_CALL"
+    assert caught.value.code == "MALFORMED_FUNCTION_CALL" and caught.value.retryable
 
 
 @pytest.mark.parametrize("streaming", [False, True])

@@ -16,9 +16,9 @@ from langchain_chatchat import (
     PermissionDeniedError,
     RateLimitError,
     UpstreamTimeoutError,
-    UpstreamUnavailableError,
 )
 from langchain_chatchat.testing import Fault, GeminiEmulator, Reply
+from langchain_chatchat.workers.errors import UpstreamConnectionError, UpstreamServerError
 from langchain_chatchat.workers.gemini import error_from_api
 
 
@@ -80,7 +80,7 @@ async def test_rate_limit_retry_async_stream(retrying, emulator):
 
 def test_server_error_exhausts_retries(retrying, emulator):
     emulator.enqueue(*[Fault.http(500, "INTERNAL", "An internal error has occurred.")] * 3)
-    with pytest.raises(UpstreamUnavailableError) as caught:
+    with pytest.raises(UpstreamServerError) as caught:
         retrying.invoke("hi")
     assert caught.value.retryable and caught.value.code == "INTERNAL"
     assert len(emulator.requests) == 3
@@ -93,7 +93,7 @@ def test_server_error_exhausts_retries(retrying, emulator):
         (400, "FAILED_PRECONDITION", PermissionDeniedError),
         (401, "UNAUTHENTICATED", AuthenticationError),
         (504, "DEADLINE_EXCEEDED", UpstreamTimeoutError),
-        (503, "UNAVAILABLE", UpstreamUnavailableError),
+        (503, "UNAVAILABLE", UpstreamServerError),
     ],
 )
 def test_status_table(llm, emulator, status, rpc, error_class):
@@ -156,7 +156,7 @@ async def test_timeout_is_per_read_not_total(emulator, use_async):
 async def test_stream_dropped_midway_raises_after_the_partial_text(llm, emulator, use_async):
     emulator.enqueue(Reply(text="one two three four five", drop_after_chunks=2))
     received = []
-    with pytest.raises(UpstreamUnavailableError):
+    with pytest.raises(UpstreamConnectionError):
         if use_async:
             async for chunk in llm.astream("hi"):
                 received.append(chunk.content)
@@ -170,7 +170,7 @@ async def test_stream_dropped_midway_raises_after_the_partial_text(llm, emulator
 def test_in_stream_error_is_typed(llm, emulator):
     emulator.enqueue(Fault.stream_error(2, "UNAVAILABLE", "The model is overloaded.", status=503))
     received = []
-    with pytest.raises(UpstreamUnavailableError) as caught:
+    with pytest.raises(UpstreamServerError) as caught:
         for chunk in llm.stream("hi"):
             received.append(chunk.content)
     assert caught.value.code == "UNAVAILABLE"
