@@ -353,9 +353,15 @@ def _user_parts(message: WorkerMessage) -> list[dict[str, Any]]:
         elif kind == "image_url":
             url = part.get("image_url", {})
             parts.append(_image_part(url.get("url", "") if isinstance(url, dict) else str(url)))
+        elif kind == "input_audio":  # OpenAI's {"data": base64, "format": "wav" | "mp3"}
+            audio = part.get("input_audio") or {}
+            raw = _base64(str(audio.get("data", "")), "audio")
+            parts.append(
+                {"inline_data": {"mime_type": f"audio/{audio.get('format', 'wav')}", "data": raw}}
+            )
         else:
             raise BadRequestError(
-                f"Gemini messages accept text and images here, not {kind!r} parts",
+                f"Gemini messages accept text, images and audio here, not {kind!r} parts",
                 provider=PROVIDER,
                 param="messages",
             )
@@ -367,18 +373,21 @@ def _image_part(url: str) -> dict[str, Any]:
     if url.startswith("data:"):
         header, _, data = url.partition(",")
         mime = header[5:].split(";")[0] or "image/jpeg"
-        try:
-            raw = base64.b64decode(data, validate=True)
-        except (binascii.Error, ValueError):
-            raise BadRequestError(
-                "an image data URL does not hold valid base64", provider=PROVIDER, param="messages"
-            ) from None
-        return {"inline_data": {"mime_type": mime, "data": raw}}
+        return {"inline_data": {"mime_type": mime, "data": _base64(data, "an image data URL")}}
     if url.startswith(("http://", "https://", "gs://")):
         return {"file_data": {"file_uri": url, "mime_type": _mime_from_url(url)}}
     raise BadRequestError(
         "an image must be a data: URL or an http(s) URL", provider=PROVIDER, param="messages"
     )
+
+
+def _base64(data: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequestError(
+            f"{what} does not hold valid base64", provider=PROVIDER, param="messages"
+        ) from None
 
 
 def _mime_from_url(url: str) -> str:

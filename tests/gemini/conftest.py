@@ -1,27 +1,15 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from langchain_chatchat import ChatGemini, GeminiEmbeddings
 from langchain_chatchat.testing import GeminiEmulator
 
-API_KEY = "gemini-test-key-0123456789"
-
-
-@pytest.fixture(scope="session")
-def gemini_session() -> Iterator[GeminiEmulator]:
-    with GeminiEmulator(api_key=API_KEY) as emulator:
-        yield emulator
-
 
 @pytest.fixture
-def emulator(gemini_session: GeminiEmulator) -> Iterator[GeminiEmulator]:
-    """The session's emulator with an empty script and request log for this test."""
-    gemini_session.reset()
-    yield gemini_session
-    gemini_session.reset()
+def emulator(gemini_emulator: GeminiEmulator) -> GeminiEmulator:
+    """The pytest plugin's session emulator, with an empty script and request log."""
+    return gemini_emulator
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from langchain_chatchat import BadRequestError, ChatGemini, ContentFilterError
 from langchain_chatchat.testing import PromptBlocked, Reply, ToolCallReply
 from langchain_chatchat.workers.errors import UpstreamServerError
+from langchain_chatchat.workers.types import ChatRequest, WorkerMessage
 
 from .conftest import sent
 
@@ -287,3 +288,21 @@ def test_gemini_3_thought_signatures_are_sent_back(emulator):
     forged[1].tool_calls = [{**call.tool_calls[0], "id": "another-id"}]
     forged[2] = ToolMessage("sunny", tool_call_id="another-id")
     assert bound.invoke(forged).content == "The result is sunny."  # unknown id: the sentinel
+
+
+def test_audio_becomes_inline_data(llm, emulator):
+    """Worker-level: OpenAI `input_audio` parts (the worker message interface) → inlineData."""
+    wav = base64.b64encode(b"RIFF fake wav").decode()
+    parts = [
+        {"type": "text", "text": "transcribe"},
+        {"type": "input_audio", "input_audio": {"data": wav, "format": "wav"}},
+    ]
+    request = ChatRequest(model="gemini-2.5-flash", messages=[WorkerMessage("user", parts)])
+    llm.worker.invoke(request)
+    part = sent(emulator)["contents"][0]["parts"][1]
+    assert part == {"inlineData": {"mime_type": "audio/wav", "data": wav}}
+    video = [{"type": "video", "video": "https://example.com/v.mp4"}]
+    with pytest.raises(BadRequestError, match="not 'video' parts"):
+        llm.worker.invoke(
+            ChatRequest(model="gemini-2.5-flash", messages=[WorkerMessage("user", video)])
+        )
