@@ -86,14 +86,11 @@ _MALFORMED = {"MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL"}
 _TOOL_MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
 # Per-call extras that map onto GenerateContentConfig fields of the same name.
 _CONFIG_EXTRAS = ("top_k", "presence_penalty", "frequency_penalty", "safety_settings")
-_THINKING_EXTRAS = {
-    "thinking_budget": "thinking_budget",
-    "include_thoughts": "include_thoughts",
-    "thinking_level": "thinking_level",
-}
+# Per-call extras that go to GenerateContentConfig.thinking_config.
+_THINKING_EXTRAS = ("thinking_budget", "include_thoughts", "thinking_level")
 _MAX_STOP = 5  # GenerationConfig.stopSequences: "A set of up to 5 character sequences"
 # Accepted for OpenAI compatibility; Gemini has no equivalent and decides by itself.
-_IGNORED_EXTRAS = ("parallel_tool_calls", "user")
+_IGNORED_EXTRAS = ("parallel_tool_calls",)
 
 T = TypeVar("T")
 
@@ -181,7 +178,7 @@ def _per_read_timeout(seconds: float) -> Any:
 
 
 class GeminiWorker(_GeminiClient, ChatWorker):
-    # System text goes to systemInstruction; tool results must answer the call turn before.
+    # System text goes to systemInstruction (leading system turns are merged into one).
     message_rules = MessageRules(system="first", images=True)
 
     def __init__(self, *, api_key: str | None, base_url: str | None = None, **kwargs: Any) -> None:
@@ -467,7 +464,7 @@ def _extras(extra: dict[str, Any]) -> dict[str, Any]:
         if value is None or name in _IGNORED_EXTRAS:
             continue
         if name in _THINKING_EXTRAS:
-            thinking[_THINKING_EXTRAS[name]] = value
+            thinking[name] = value
         elif name in _CONFIG_EXTRAS:
             config[name] = value
         else:
