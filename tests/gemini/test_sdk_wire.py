@@ -317,3 +317,80 @@ def test_embed_content_single(emulator):
     assert len(reply.json()["embedding"]["values"]) == 768
     titled = httpx.post(url, json={**body, "title": "doc"}, headers=headers)
     assert titled.status_code == 400 and "RETRIEVAL_DOCUMENT" in titled.json()["error"]["message"]
+
+
+def test_more_refusals(client):
+    weather = types.Tool(function_declarations=[WEATHER])
+
+    def send(model="gemini-2.5-flash", contents="x", **config):
+        return lambda: client.models.generate_content(model=model, contents=contents, config=config)
+
+    call = types.Part(function_call=types.FunctionCall(name="get_weather", args={"city": "P"}))
+    answer = types.Part(
+        function_response=types.FunctionResponse(name="get_weather", response={"result": "x"})
+    )
+    turns = [
+        types.Content(role="user", parts=[types.Part(text="weather?")]),
+        types.Content(role="model", parts=[call, call]),
+        types.Content(role="user", parts=[answer]),
+    ]
+    _refused(
+        send(contents=turns, tools=[weather]),
+        400,
+        "INVALID_ARGUMENT",
+        "number of function response parts",
+    )
+    _refused(
+        send(
+            tools=[weather],
+            tool_config={
+                "function_calling_config": {
+                    "mode": "AUTO",
+                    "allowed_function_names": ["get_weather"],
+                }
+            },
+        ),
+        400,
+        "INVALID_ARGUMENT",
+        "allowed_function_names",
+    )
+    _refused(
+        send(
+            tools=[weather],
+            tool_config={
+                "function_calling_config": {"mode": "ANY", "allowed_function_names": ["nope"]}
+            },
+        ),
+        400,
+        "INVALID_ARGUMENT",
+        "undeclared",
+    )
+    _refused(
+        send(model="gemini-2.0-flash", thinking_config={"thinking_budget": 1024}),
+        400,
+        "INVALID_ARGUMENT",
+        "Thinking is not enabled",
+    )
+    _refused(
+        send(thinking_config={"thinking_budget": 99_999}),
+        400,
+        "INVALID_ARGUMENT",
+        "between 0 and 24576",
+    )
+    _refused(
+        send(thinking_config={"thinking_level": "high"}), 400, "INVALID_ARGUMENT", "Thinking level"
+    )
+    _refused(send(stop_sequences=list("abcdef")), 400, "INVALID_ARGUMENT", "stop_sequences")
+    _refused(send(candidate_count=9), 400, "INVALID_ARGUMENT", "candidate_count")
+    image = types.Part(inline_data=types.Blob(mime_type="image/bmp", data=b"BM"))
+    _refused(
+        send(contents=[types.Content(role="user", parts=[image])]),
+        400,
+        "INVALID_ARGUMENT",
+        "Unsupported MIME type",
+    )
+    assert client.models.generate_content(
+        model="gemini-3-pro-preview",
+        contents="x",
+        config={"thinking_config": {"thinking_level": "low"}},
+    ).text
