@@ -349,32 +349,38 @@ def _user_parts(message: WorkerMessage) -> list[dict[str, Any]]:
             parts.append({"text": part.get("text", "")})
         elif kind == "image_url":
             url = part.get("image_url", {})
-            parts.append(_image_part(url.get("url", "") if isinstance(url, dict) else str(url)))
+            parts.append(_media_part(url.get("url", "") if isinstance(url, dict) else str(url)))
         elif kind == "input_audio":  # OpenAI's {"data": base64, "format": "wav" | "mp3"}
             audio = part.get("input_audio") or {}
             raw = _base64(str(audio.get("data", "")), "audio")
             parts.append(
                 {"inline_data": {"mime_type": f"audio/{audio.get('format', 'wav')}", "data": raw}}
             )
+        elif kind == "video":  # a video URL, or its frames as a list of image URLs
+            video = part.get("video")
+            frames = video if isinstance(video, list) else [video]
+            parts += [_media_part(str(url), video=not isinstance(video, list)) for url in frames]
         else:
             raise BadRequestError(
-                f"Gemini messages accept text, images and audio here, not {kind!r} parts",
+                f"Gemini messages accept text, images, audio and video, not {kind!r} parts",
                 provider=PROVIDER,
                 param="messages",
             )
     return parts
 
 
-def _image_part(url: str) -> dict[str, Any]:
-    """A data URL becomes `inlineData`; an http(s) URL becomes `fileData` (Gemini fetches it)."""
+def _media_part(url: str, *, video: bool = False) -> dict[str, Any]:
+    """A data URL becomes `inlineData`; an http(s) URL becomes `fileData` (Gemini fetches it:
+    File API URIs, YouTube links, public URLs)."""
+    what = "a video" if video else "an image"
     if url.startswith("data:"):
         header, _, data = url.partition(",")
-        mime = header[5:].split(";")[0] or "image/jpeg"
-        return {"inline_data": {"mime_type": mime, "data": _base64(data, "an image data URL")}}
+        mime = header[5:].split(";")[0] or ("video/mp4" if video else "image/jpeg")
+        return {"inline_data": {"mime_type": mime, "data": _base64(data, f"{what} data URL")}}
     if url.startswith(("http://", "https://", "gs://")):
-        return {"file_data": {"file_uri": url, "mime_type": _mime_from_url(url)}}
+        return {"file_data": {"file_uri": url, "mime_type": _mime_from_url(url, video=video)}}
     raise BadRequestError(
-        "an image must be a data: URL or an http(s) URL", provider=PROVIDER, param="messages"
+        f"{what} must be a data: URL or an http(s) URL", provider=PROVIDER, param="messages"
     )
 
 
@@ -387,9 +393,20 @@ def _base64(data: str, what: str) -> bytes:
         ) from None
 
 
-def _mime_from_url(url: str) -> str:
+_MIME_BY_SUFFIX = {
+    "png": "image/png",
+    "webp": "image/webp",
+    "gif": "image/gif",
+    "heic": "image/heic",
+    "mov": "video/mov",
+    "webm": "video/webm",
+    "mpeg": "video/mpeg",
+}
+
+
+def _mime_from_url(url: str, *, video: bool) -> str:
     suffix = url.rsplit("?", 1)[0].rsplit(".", 1)[-1].lower()
-    return {"png": "image/png", "webp": "image/webp", "gif": "image/gif"}.get(suffix, "image/jpeg")
+    return _MIME_BY_SUFFIX.get(suffix, "video/mp4" if video else "image/jpeg")
 
 
 def _tool_response(message: WorkerMessage) -> dict[str, Any]:

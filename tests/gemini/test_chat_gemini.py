@@ -301,8 +301,24 @@ def test_audio_becomes_inline_data(llm, emulator):
     llm.worker.invoke(request)
     part = sent(emulator)["contents"][0]["parts"][1]
     assert part == {"inlineData": {"mime_type": "audio/wav", "data": wav}}
-    video = [{"type": "video", "video": "https://example.com/v.mp4"}]
-    with pytest.raises(BadRequestError, match="not 'video' parts"):
+    doc = [{"type": "file", "file": {"file_data": "JVBERi0="}}]
+    with pytest.raises(BadRequestError, match="not 'file' parts"):
         llm.worker.invoke(
-            ChatRequest(model="gemini-2.5-flash", messages=[WorkerMessage("user", video)])
+            ChatRequest(model="gemini-2.5-flash", messages=[WorkerMessage("user", doc)])
         )
+
+
+def test_video_becomes_file_data_or_frames(llm, emulator):
+    video = [
+        {"type": "text", "text": "what happens?"},
+        {"type": "video", "video": "https://www.youtube.com/watch?v=abc"},
+        {"type": "video", "video": ["https://example.com/1.png", "https://example.com/2.png"]},
+    ]
+    llm.worker.invoke(
+        ChatRequest(model="gemini-2.5-flash", messages=[WorkerMessage("user", video)])
+    )
+    parts = sent(emulator)["contents"][0]["parts"]
+    assert parts[1] == {
+        "fileData": {"file_uri": "https://www.youtube.com/watch?v=abc", "mime_type": "video/mp4"}
+    }
+    assert [p["fileData"]["mime_type"] for p in parts[2:]] == ["image/png", "image/png"]
