@@ -41,6 +41,8 @@ from pydantic import (
 
 from langchain_chatchat.chat_models.messages import to_ai_chunk, to_ai_message, to_worker_messages
 from langchain_chatchat.workers.base import ChatWorker
+from langchain_chatchat.workers.errors import BadRequestError
+from langchain_chatchat.workers.redact import register_model_secrets
 from langchain_chatchat.workers.types import ChatRequest
 
 # Call-time keyword arguments that map onto ChatRequest fields; anything else goes to `extra`.
@@ -77,6 +79,29 @@ class ChatchatChatModel(BaseChatModel):
     """Provider parameters not declared as fields, sent as they are."""
 
     provider: ClassVar[str] = "chatchat"
+    call_options: ClassVar[frozenset[str]] = frozenset(
+        {
+            "temperature",
+            "top_p",
+            "max_tokens",
+            "max_completion_tokens",
+            "stop",
+            "seed",
+            "tools",
+            "tool_choice",
+            "parallel_tool_calls",
+            "response_format",
+            "user",
+            "presence_penalty",
+            "frequency_penalty",
+            "stream",  # LangChain's own switch between `_generate` and `_stream`
+            "model",  # LangChain's per-call override; on HTTP the body's `model` picks the name
+        }
+    )
+    """What a call (`invoke(**kwargs)`, an HTTP body) may set: OpenAI's per-call options here,
+    each provider class adding the extras its API documents. Anything else is a
+    `BadRequestError`; operator settings (keys, URLs, headers, timeouts, retries) are fields
+    and `model_kwargs`, never call options."""
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
 
     _worker: ChatWorker = PrivateAttr()
@@ -91,6 +116,7 @@ class ChatchatChatModel(BaseChatModel):
 
     @model_validator(mode="after")
     def _init_worker(self) -> ChatchatChatModel:
+        register_model_secrets(self)  # masked in every error and log line from now on
         self._worker = self._build_worker()
         return self
 
@@ -149,11 +175,10 @@ class ChatchatChatModel(BaseChatModel):
     ) -> ChatRequest:
         """The worker request for `messages` with this model's settings and the call's options
         (what `invoke(messages, stop=..., **kwargs)` sends)."""
-        for name in _TRACING_KWARGS:
-            kwargs.pop(name, None)
+        self._check_call_options(kwargs)
         params = {**self._default_params(), **kwargs}
         params.pop("stream", None)
-        model = params.pop("model", None) or params.pop("model_name", None) or self.model
+        model = params.pop("model", None) or self.model
         fields = {name: params.pop(name) for name in _REQUEST_FIELDS if name in params}
         if "max_completion_tokens" in params:
             fields["max_tokens"] = params.pop("max_completion_tokens")
@@ -165,6 +190,19 @@ class ChatchatChatModel(BaseChatModel):
             extra=params,
             **fields,
         )
+
+    def _check_call_options(self, kwargs: dict[str, Any]) -> None:
+        """Drop LangChain's tracing-only arguments; refuse any argument not in `call_options`."""
+        for name in _TRACING_KWARGS:
+            kwargs.pop(name, None)
+        unknown = sorted(name for name in kwargs if name not in self.call_options)
+        if unknown:
+            plural = "s" if len(unknown) > 1 else ""
+            raise BadRequestError(
+                f"Unrecognized request argument{plural} supplied: {', '.join(unknown)}",
+                provider=self.provider,
+                param=unknown[0],
+            )
 
     # -- generation ------------------------------------------------------------------------
     def _generate(

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core import exceptions as lc_exceptions
 
+from langchain_chatchat.workers.redact import redact
+
 if TYPE_CHECKING:
     from langchain_core.exceptions import (
         ContextOverflowError,
@@ -76,6 +78,7 @@ class ChatchatError(Exception):
         retry_after: float | None = None,
         param: str | None = None,
     ) -> None:
+        message = redact(message)  # upstream text may quote a key: it never travels on
         super().__init__(message)
         self.message = message
         self.provider = provider

@@ -97,13 +97,14 @@ class QwenWorker(_DashScopeClient, ChatWorker):
             or bool(extra.get("enable_thinking"))
             or bool(_STREAM_ONLY.match(request.model))
         )
-        payload: dict[str, Any] = {
+        fixed: dict[str, Any] = {
             "model": request.model,
             "messages": _to_dashscope_messages(request.messages),
             "result_format": "message",
             "stream": stream,
             **self._sdk_kwargs(),
         }
+        payload = dict(fixed)
         if stream:
             payload["incremental_output"] = extra.pop("incremental_output", True)
         for name in ("temperature", "top_p", "max_tokens", "seed", "response_format"):
@@ -119,6 +120,7 @@ class QwenWorker(_DashScopeClient, ChatWorker):
         if request.user:
             extra.setdefault("user", request.user)
         payload.update(extra)  # enable_search, enable_thinking, thinking_budget, ...
+        payload.update(fixed)  # extra never overrides the messages, key, URL or timeout
         return payload
 
     # -- transport ----------------------------------------------------------------------------
