@@ -44,6 +44,14 @@ class ChatGemini(ChatchatChatModel):
     """Gemini safety settings, e.g. `[{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}]`."""
 
     provider: ClassVar[str] = "gemini"
+    # Gemini's per-call generation options (GenerationConfig, ThinkingConfig); safety settings
+    # stay an operator setting.
+    call_options: ClassVar[frozenset[str]] = ChatchatChatModel.call_options | {
+        "top_k",
+        "thinking_budget",
+        "thinking_level",
+        "include_thoughts",
+    }
 
     @property
     def lc_secrets(self) -> dict[str, str]:

@@ -257,9 +257,24 @@ def test_blocked_prompt_is_a_content_filter_error(llm, emulator, streaming):
     assert caught.value.code == "PROHIBITED_CONTENT"
 
 
-def test_unknown_call_options_are_refused_before_sending(llm, emulator):
+def test_call_options(llm, emulator):
+    llm.invoke("hi", top_k=3, thinking_budget=0, include_thoughts=False, presence_penalty=0.5)
+    config = sent(emulator)["generationConfig"]
+    assert config["topK"] == 3 and config["presencePenalty"] == 0.5
+    assert config["thinkingConfig"] == {"thinking_budget": 0, "include_thoughts": False}
+    emulator.reset()
+    for option in ({"logit_bias": {"1": 2}}, {"safety_settings": []}, {"api_key": "x"}):
+        with pytest.raises(BadRequestError, match="Unrecognized request argument"):
+            llm.invoke("hi", **option)
+    assert emulator.requests == []
+
+
+def test_unknown_model_kwargs_are_refused_before_sending(emulator):
+    llm = ChatGemini(
+        api_key=emulator.api_key, base_url=emulator.base_url, model_kwargs={"logit_bias": {}}
+    )
     with pytest.raises(BadRequestError, match="logit_bias"):
-        llm.invoke("hi", logit_bias={"1": 2})
+        llm.invoke("hi")
     assert emulator.requests == []
 
 

@@ -135,3 +135,19 @@ def test_embeddings(client, upstream):
     assert [d.index for d in reply.data] == [0, 1, 2]
     assert len(reply.data[0].embedding) == 3072
     assert upstream.requests[-1].path.endswith(":batchEmbedContents")
+
+
+def test_gemini_call_options_over_http(client, upstream):
+    client.chat.completions.create(
+        model="gemini",
+        messages=[{"role": "user", "content": "x"}],
+        extra_body={"thinking_budget": 0, "top_k": 5},
+    )
+    config = upstream.requests[-1].body["generationConfig"]
+    assert config["topK"] == 5 and config["thinkingConfig"] == {"thinking_budget": 0}
+    for extra in ({"safety_settings": []}, {"api_key": "stolen"}, {"base_url": "http://evil"}):
+        with pytest.raises(openai.BadRequestError):
+            client.chat.completions.create(
+                model="gemini", messages=[{"role": "user", "content": "x"}], extra_body=extra
+            )
+    assert len(upstream.requests) == 1
