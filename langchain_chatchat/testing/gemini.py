@@ -422,7 +422,7 @@ class GeminiEmulator(EmulatorBase):
             return self._blocked(item, call, model, record, stream=stream, sse=sse)
         reply = item if isinstance(item, Reply) else self._default_reply(call)
         render = _Renderer(reply, call, model.removeprefix("models/"), record.request_id)
-        self._issued_signatures.update(map(_bytes_field, render.signatures))
+        self._issued_signatures.update(render.signatures)
         if not stream:
             body = _dumps(render.whole())
             pieces = [(reply.first_chunk_delay, body)]
@@ -921,18 +921,14 @@ class _Renderer:
             _FINISH.get(reply.resolved_finish_reason) or reply.resolved_finish_reason.upper()
         )
         self.show_thoughts = call.include_thoughts and bool(reply.reasoning)
-        self.signatures = (
-            [base64.b64encode(uuid.uuid4().bytes * 2).decode()]
-            if call.thinking and reply.tool_calls
-            else []
-        )
+        self.signatures = [uuid.uuid4().bytes * 2] if call.thinking and reply.tool_calls else []
 
     def _function_parts(self) -> list[dict[str, Any]]:
         parts = []
         for position, tool_call in enumerate(self.reply.tool_calls):
             part: dict[str, Any] = {"functionCall": _function_call(tool_call)}
             if self.call.thinking and position == 0:  # thinking models sign their calls
-                part["thoughtSignature"] = self.signatures[0]
+                part["thoughtSignature"] = base64.b64encode(self.signatures[0]).decode()
             parts.append(part)
         return parts
 
