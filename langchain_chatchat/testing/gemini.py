@@ -242,7 +242,9 @@ class GeminiEmulator(EmulatorBase):
     ``models`` adds to (or overrides) `GEMINI_MODELS`; ``max_input_tokens`` overrides every chat
     model's input limit. Requests take the next scripted item (`enqueue`); with an empty script
     ``responder`` answers. A `Fault.http` code is the google.rpc status name (e.g.
-    "RESOURCE_EXHAUSTED"); empty means the name of its HTTP status.
+    "RESOURCE_EXHAUSTED"); empty means the name of its HTTP status. `PromptBlocked` scripts a
+    blocked prompt; ``Reply(finish_reason=...)`` takes our names ("length", "content_filter") or
+    Gemini's ("RECITATION", "MALFORMED_FUNCTION_CALL", ...).
     """
 
     def __init__(
