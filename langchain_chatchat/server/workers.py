@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import os
 import secrets
@@ -154,13 +155,19 @@ def _divided(index: int, entry: ModelConfig, workers: int) -> ModelConfig:
 
 
 # -- inside each gateway process -----------------------------------------------------------------
+@functools.cache
+def _source_config() -> ChatchatConfig:
+    from langchain_chatchat.server.defaults import default_config
+
+    return default_config()
+
+
 def gateway_app() -> Any:
     """The uvicorn factory each gateway process calls (`--factory`): its share of the config."""
     from langchain_chatchat.server.app import create_app
-    from langchain_chatchat.server.defaults import default_config
 
     config = gateway_config(
-        default_config(),
+        _source_config(),
         int(os.environ.get(WORKERS_ENV, "1")),
         os.environ.get(MODEL_URL_ENV),
         os.environ.get(MODEL_KEY_ENV),
@@ -169,6 +176,17 @@ def gateway_app() -> Any:
     gc.collect()
     gc.freeze()  # as in a single process: start-up objects never die, keep full GCs short
     return application
+
+
+def __getattr__(name: str) -> Any:
+    """`gateway_protocol`: the HTTP protocol with the `server:` limits, built in each gateway
+    from its config (uvicorn imports it by name there: a class made at run time cannot be
+    pickled into a spawned process)."""
+    if name == "gateway_protocol":
+        from langchain_chatchat.server.protocol import guarded_protocol
+
+        return guarded_protocol(_source_config().server)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # -- inside the model process ---------------------------------------------------------------------
@@ -351,12 +369,18 @@ def serve_workers(
     host: str,
     port: int,
     log_level: str,
+    uvicorn_options: dict[str, Any] | None = None,
 ) -> None:
-    """Check once, start the model process if needed, run `workers` gateways, stop them all."""
+    """Check once, start the model process if needed, run `workers` gateways, stop them all.
+
+    `uvicorn_options` (log config, protocol limits) apply to every gateway process."""
     import uvicorn
 
     from langchain_chatchat.server.access_log import uvicorn_log_config
 
+    options = {"log_config": uvicorn_log_config(), **(uvicorn_options or {})}
+    if not isinstance(options.get("http", "auto"), str):
+        options["http"] = f"{__name__}:gateway_protocol"
     check_port_free(host, port)
     validate(config, workers)
     model_process = (
@@ -373,8 +397,8 @@ def serve_workers(
                 host=host,
                 port=port,
                 log_level=log_level,
-                log_config=uvicorn_log_config(),
                 access_log=False,
+                **options,
             )
     finally:
         if model_process is not None:
