@@ -180,6 +180,17 @@ def test_two_gateways_share_the_port_and_stop_together(served, dashscope_emulato
             raise psutil.NoSuchProcess(child.pid)  # waited: it is gone
 
 
+def test_server_limits_hold_in_every_gateway(served, dashscope_emulator):
+    config = _config(dashscope_emulator)
+    config["server"]["max_header_size"] = 2048
+    process, url = served(config, "--workers", "2")
+    wait_until_up(f"{url}/health", process)
+    for _ in range(4):  # fresh connections: whichever gateway accepts must refuse
+        with httpx.Client() as fresh:
+            response = fresh.get(f"{url}/health", headers={"x-padding": "p" * 4096})
+            assert response.status_code == 431
+
+
 def test_both_gateways_take_requests(served, dashscope_emulator):
     process, url = served(_config(dashscope_emulator), "--workers", "2")
     wait_until_up(f"{url}/health", process)
