@@ -627,6 +627,7 @@ def report(
     cells: dict[tuple[str, str], Cell],
     concurrencies: list[int],
     stream_concurrency: int,
+    chunks: int = 8,
 ) -> dict[str, Any]:
     lines = []
     header = f"{'non-streaming':<16}" + "".join(
@@ -754,7 +755,7 @@ def report(
             )
     lines += _workers_ratios(cells, concurrencies, stream_concurrency, ratios)
     lines += _parity_ratios(cells, concurrencies, stream_concurrency, ratios)
-    lines += _ray_ratios(cells, concurrencies, stream_concurrency, ratios)
+    lines += _ray_ratios(cells, concurrencies, stream_concurrency, ratios, chunks)
     print("\n".join(lines))
     return ratios
 
@@ -824,9 +825,17 @@ def _ray_ratios(
     concurrencies: list[int],
     stream_concurrency: int,
     ratios: dict[str, Any],
+    chunks: int,
 ) -> list[str]:
     """Through Ray Serve (ingress + one model replica) vs plain `chatchat serve`."""
     lines = []
+    plain, ray = cells.get(("ours", "stream-c1")), cells.get(("ray", "stream-c1"))
+    if plain and ray and plain.latencies and ray.latencies:
+        per_chunk = (ray.p50() - plain.p50()) / chunks
+        ratios["ray_added_ms_per_chunk"] = per_chunk
+        lines.append(
+            f"  Ray − plain, whole stream p50 at c=1 ÷ {chunks} chunks: {per_chunk:+.3f} ms per chunk"
+        )
     for scenario in [f"c{c}" for c in concurrencies] + [
         "stream-c1",
         f"stream-c{stream_concurrency}",
@@ -940,6 +949,12 @@ def main(argv: list[str] | None = None) -> int:
         help="also measure `chatchat serve --ray` (a local loopback Ray: ingress + one model"
         " replica), reported as ratios to plain `chatchat serve`",
     )
+    parser.add_argument(
+        "--chunks",
+        type=int,
+        default=8,
+        help="content chunks per streamed reply (e.g. 200 to see the cost per chunk)",
+    )
     parser.add_argument("--json", type=Path, help="also write the raw numbers here")
     parser.add_argument(
         "--keep-logs", action="store_true", help="keep the servers' logs (printed path)"
@@ -959,7 +974,7 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: sys.exit(130))
     print(f"logs in {workdir}", file=sys.stderr)
-    upstream, upstream_process = start_upstream(workdir)
+    upstream, upstream_process = start_upstream(workdir, "--chunks", str(args.chunks))
     direct = _openai_target(
         "direct", "direct", upstream, "fake-model", {"authorization": f"Bearer {API_KEY}"}
     )
@@ -1010,7 +1025,7 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
     )
     cells = measure(targets, scenarios, rounds, duration, args.warmup)
-    ratios = report(targets, missing, cells, concurrencies, args.stream_concurrency)
+    ratios = report(targets, missing, cells, concurrencies, args.stream_concurrency, args.chunks)
     if args.json:
         summary = {
             f"{key}/{scenario}": {
