@@ -63,31 +63,36 @@ class _DeploymentClient(BaseModel):
 
     async def call(self, method: str, *args: Any) -> Any:
         """`method(*args)` on a replica, again on another while replicas die before answering."""
-        for attempt in range(self.attempts):
+        attempt = 0
+        while True:
             try:
                 return await self.handle(method).remote(*args)
             except Exception as error:
                 typed = typed_error(error, self.deployment)
-                if not _replica_lost(typed) or attempt + 1 == self.attempts:
+                attempt += 1
+                if not _replica_lost(typed) or attempt == self.attempts:
                     raise typed from None
-            await asyncio.sleep(_RETRY_PAUSE * (attempt + 1))
-        raise AssertionError("unreachable")
+            await asyncio.sleep(_RETRY_PAUSE * attempt)
 
     async def stream(self, method: str, *args: Any) -> AsyncIterator[list[Any]]:
         """The replica's batches; retried like `call` until the first batch has arrived."""
-        for attempt in range(self.attempts):
+        attempt = 0
+        while True:
             response = self.handle(method, stream=True).remote(*args)
             try:
                 first = await anext(response)
+                break
             except StopAsyncIteration:
                 return
+            except asyncio.CancelledError:
+                response.cancel()
+                raise
             except Exception as error:
                 typed = typed_error(error, self.deployment)
-                if not _replica_lost(typed) or attempt + 1 == self.attempts:
+                attempt += 1
+                if not _replica_lost(typed) or attempt == self.attempts:
                     raise typed from None
-                await asyncio.sleep(_RETRY_PAUSE * (attempt + 1))
-                continue
-            break
+            await asyncio.sleep(_RETRY_PAUSE * attempt)
         finished = False
         try:
             yield first
