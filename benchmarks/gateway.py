@@ -41,6 +41,7 @@ import importlib.util
 import json
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -302,7 +303,8 @@ def start_ours(
         else {}
     )
     if ray:  # loopback only, Ray's files under the bench's work dir
-        ray_tmp = tempfile.mkdtemp(prefix="rayb-", dir="/tmp")
+        ray_tmp = tempfile.mkdtemp(prefix="rayb-", dir="/tmp")  # short: Ray's socket paths
+        atexit.register(shutil.rmtree, ray_tmp, ignore_errors=True)  # after _stop_all (LIFO)
         env |= {
             "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
             "RAY_USAGE_STATS_ENABLED": "0",
