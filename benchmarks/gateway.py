@@ -304,7 +304,7 @@ def start_ours(
     )
     if ray:  # loopback only, Ray's files under the bench's work dir
         ray_tmp = tempfile.mkdtemp(prefix="rayb-", dir="/tmp")  # short: Ray's socket paths
-        atexit.register(shutil.rmtree, ray_tmp, ignore_errors=True)  # after _stop_all (LIFO)
+        atexit.register(shutil.rmtree, ray_tmp, ignore_errors=True)  # main() stops Ray first
         env |= {
             "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
             "RAY_USAGE_STATS_ENABLED": "0",
