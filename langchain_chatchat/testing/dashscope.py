@@ -149,8 +149,10 @@ _RANGES: tuple[tuple[str, Any, str], ...] = (
     ("n", lambda v: 1 <= v <= 4, "Range of n should be [1, 4]"),
     ("seed", lambda v: 0 <= v <= 2**63 - 1, "Range of seed should be [0, 9223372036854775807]"),
 )
-_THINKING_TOOL_CHOICES = ("auto", "none")
-_TOOL_CHOICES = ("auto", "none", "required")
+# tool_choice (qwen-api-reference, "tool_choice"): "auto", "none", or {"type": "function",
+# "function": {"name": ...}} naming a bound tool; any other string is answered with the message
+# below (quoted in the provider-conformance issue from the live API).
+_TOOL_CHOICES = ("auto", "none")
 
 
 class DashScopeEmulator(EmulatorBase):
@@ -369,9 +371,7 @@ class DashScopeEmulator(EmulatorBase):
                 )
             if response_type in ("json_object", "json_schema"):
                 raise _invalid("Json mode response is not supported when enable_thinking is true")
-        allowed_choices = _THINKING_TOOL_CHOICES if thinking else _TOOL_CHOICES
-        if isinstance(tool_choice, str) and tool_choice not in allowed_choices:
-            raise _invalid('tool_choice is one of the strings that should be ["none", "auto"]')
+        _check_tool_choice(tool_choice, tools, thinking)
         if (
             response_type == "json_object"
             and "json" not in " ".join(map(message_text, messages)).lower()
@@ -503,6 +503,32 @@ def _thinking(spec: ChatModelSpec, model: str, enable: Any) -> bool:
     return spec.thinking == "always" or bool(enable) or (spec.thinking == "on" and enable is None)
 
 
+def _check_tool_choice(tool_choice: Any, tools: Sequence[Any], thinking: bool) -> None:
+    if tool_choice is None:
+        return
+    if isinstance(tool_choice, str):
+        if tool_choice not in _TOOL_CHOICES:
+            raise _invalid('tool_choice is one of the strings that should be ["none", "auto"]')
+        return
+    names = {(t.get("function") or {}).get("name") for t in tools if isinstance(t, dict)}
+    function = tool_choice.get("function") if isinstance(tool_choice, dict) else None
+    if (
+        not isinstance(function, dict)
+        or tool_choice.get("type") != "function"
+        or function.get("name") not in names
+    ):  # unverified message
+        raise _invalid(
+            'tool_choice should be "auto", "none" or {"type": "function", "function": '
+            '{"name": <the name of a tool in tools>}}'
+        )
+    if thinking:
+        # deep-thinking guide: forcing a tool is not supported in thinking mode (unverified
+        # message).
+        raise _invalid(
+            "tool_choice does not support specifying a function when enable_thinking is true"
+        )
+
+
 def _check_stop(stop: Any) -> None:
     kinds = {type(s) for s in stop} if isinstance(stop, list) else set()
     valid = (
@@ -572,6 +598,8 @@ def _usage(reply: Reply, input_tokens: int) -> dict[str, Any]:
     }
     if reply.reasoning:
         usage["output_tokens_details"] = {"reasoning_tokens": reasoning}
+    if "cached_tokens" in override:  # context cache hits, top level (unverified placement)
+        usage["cached_tokens"] = override["cached_tokens"]
     return usage
 
 

@@ -6,6 +6,7 @@ has an async client, but it wraps this same wire format and pulls in a large dep
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
 from langchain_chatchat.workers.errors import (
@@ -22,6 +23,11 @@ from langchain_chatchat.workers.openai_compatible import (
 )
 
 DEFAULT_BASE_URL = "https://ark.cn-beijing.volces.com/api/v3"
+# tool_choice "required" and a named function are documented for doubao-seed-1.6 and later only
+# (www.volcengine.com/docs/82379/1494384, 对话(Chat) API: tool_choice); other models — and
+# endpoint ids, whose model cannot be seen — take "auto"/"none" (unverified which older models
+# refuse it: the stricter reading).
+_FORCED_TOOLS = re.compile(r"doubao-seed-(?:1[-.][6-9]|[2-9])")
 
 
 class _ArkClient(OpenAICompatibleClient):
@@ -52,7 +58,13 @@ class _ArkClient(OpenAICompatibleClient):
 
 
 class ArkWorker(_ArkClient, OpenAICompatibleWorker):
-    """Doubao chat, vision and thinking models (reasoning_content; `thinking={"type": ...}`)."""
+    """Doubao chat, vision and thinking models (reasoning_content; `thinking={"type":
+    "enabled"|"disabled"|"auto"}`, `reasoning_effort`)."""
+
+    def tool_choice_forms(self, model: str) -> frozenset[str]:
+        if _FORCED_TOOLS.match(model):
+            return self.tool_choices
+        return frozenset({"auto", "none"})
 
 
 class ArkEmbeddingWorker(_ArkClient, OpenAICompatibleEmbeddingWorker):

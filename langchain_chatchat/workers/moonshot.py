@@ -7,6 +7,7 @@ SDK of its own). Quirks handled by the base: streamed usage arrives inside the f
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
 from langchain_chatchat.workers.errors import (
@@ -20,12 +21,21 @@ from langchain_chatchat.workers.errors import (
 from langchain_chatchat.workers.openai_compatible import OpenAICompatibleWorker
 
 DEFAULT_BASE_URL = "https://api.moonshot.cn/v1"
+INTERNATIONAL_BASE_URL = "https://api.moonshot.ai/v1"
+# kimi-k2.5 and later document max_completion_tokens; max_tokens is deprecated there
+# (platform.moonshot.cn/docs/api/chat, "max_tokens: deprecated, use max_completion_tokens").
+_MAX_COMPLETION_TOKENS = re.compile(r"kimi-k(?:2\.[5-9]|[3-9])")
 
 
 class MoonshotWorker(OpenAICompatibleWorker):
     """Kimi / moonshot-v1 models. Moonshot's errors carry a `type` and no code; the types from its
     error reference are mapped here. `tool_choice` "required" is not accepted (it becomes "auto");
-    a named tool is forced by offering only that tool."""
+    a named tool is forced by offering only that tool.
+
+    Thinking models (kimi-k2-thinking, kimi-k2.5+ with `thinking` on) need each assistant
+    tool-call turn sent back with its `reasoning_content` (400 "thinking is enabled but
+    reasoning_content is missing in assistant tool call message at index N",
+    platform.moonshot.cn/docs/guide/use-kimi-k2-thinking-model), so it is echoed."""
 
     provider: ClassVar[str] = "moonshot"
     default_base_url: ClassVar[str] = DEFAULT_BASE_URL
@@ -34,6 +44,7 @@ class MoonshotWorker(OpenAICompatibleWorker):
     api_key_required: ClassVar[bool] = True
     tool_choices: ClassVar[frozenset[str]] = frozenset({"auto", "none"})
     response_formats: ClassVar[frozenset[str]] = frozenset({"json_object"})
+    echo_reasoning: ClassVar = "tool_calls"
     error_codes: ClassVar = {
         "content_filter": ContentFilterError,
         "invalid_authentication_error": AuthenticationError,
@@ -45,3 +56,6 @@ class MoonshotWorker(OpenAICompatibleWorker):
         "engine_overloaded_error": RateLimitError,
         "unexpected_output": UpstreamUnavailableError,
     }
+
+    def max_tokens_field(self, model: str) -> str:
+        return "max_completion_tokens" if _MAX_COMPLETION_TOKENS.match(model) else "max_tokens"

@@ -53,6 +53,12 @@ from langchain_chatchat.workers.errors import (
     UpstreamUnavailableError,
     error_for_status,
 )
+from langchain_chatchat.workers.sampling import (
+    SamplingRanges,
+    clamp_sampling,
+    is_forced,
+    unforce_tools,
+)
 from langchain_chatchat.workers.streaming import ToolCallHeaders
 from langchain_chatchat.workers.types import (
     ChatDelta,
@@ -81,7 +87,13 @@ _FINISH_REASONS: dict[str, FinishReason] = {
     "function_call": "tool_calls",
     "content_filter": "content_filter",
     "sensitive": "content_filter",
+    # GLM: the prompt plus the reply reached the context window (docs.bigmodel.cn, 对话补全
+    # finish_reason) — a cut-off reply, like "length".
+    "model_context_window_exceeded": "length",
 }
+# DeepSeek (api-docs.deepseek.com, chat completion finish_reason): the reply was interrupted by
+# the inference system; the text so far is incomplete, so the call fails (retryable).
+_INTERRUPTED = frozenset({"insufficient_system_resource", "aborted", "network_error"})
 _CONTEXT_LENGTH = re.compile(
     r"context[ _]length|maximum context|context window|token limit|tokens? too long|too many tokens|"
     r"prompt is too long|input (?:token )?length|exceed.{0,40}(?:token|length)|超长|超过.{0,10}(?:上限|长度)",
@@ -329,10 +341,46 @@ class OpenAICompatibleWorker(OpenAICompatibleClient, ChatWorker):
     """How many stop sequences the provider accepts (None: no documented limit)."""
     echo_reasoning: ClassVar[Literal["never", "tool_calls", "always"]] = "never"
     """Whether earlier reasoning_content goes back to the provider in assistant turns."""
+    reasoning_models: ClassVar[re.Pattern[str] | None] = re.compile(r"o\d+(?:-|$)|gpt-5(?!-chat)")
+    """Models that take `max_completion_tokens` and only the default temperature/top_p: OpenAI's
+    o-series and gpt-5 reasoning models, on OpenAI and Azure (platform.openai.com/docs/api-reference
+    /chat/create: max_tokens "is not compatible with o-series models"; learn.microsoft.com/azure/
+    ai-foundry/openai/how-to/reasoning: "max_tokens ... use max_completion_tokens", temperature
+    and top_p not supported)."""
+
+    # -- provider rules (overridden per provider) ---------------------------------------------
+    def sampling_ranges(self, model: str) -> SamplingRanges:
+        """The temperature / top_p ranges `model` accepts; values outside are clamped."""
+        return {}
+
+    def max_tokens_field(self, model: str) -> str:
+        """The name the provider documents for the output-token limit of `model`."""
+        if self.reasoning_models is not None and self.reasoning_models.match(model):
+            return "max_completion_tokens"
+        return "max_tokens"
+
+    def thinking_mode(self, request: ChatRequest) -> Literal["off", "switchable", "always"]:
+        """Whether `request` runs with thinking on ("switchable": on, but it can be turned off
+        for one call; "always": a thinking-only model). Thinking models refuse forced tools."""
+        return "off"
+
+    def disable_thinking(self, payload: dict[str, Any]) -> None:
+        """Turn thinking off in `payload` (for a call that forces a tool)."""
 
     # -- request translation -----------------------------------------------------------------
     def prepare(self, request: ChatRequest) -> ChatRequest:
         request = super().prepare(request)
+        request = clamp_sampling(request, self.sampling_ranges(request.model), self.provider)
+        if self.reasoning_models is not None and self.reasoning_models.match(request.model):
+            for name in ("temperature", "top_p"):
+                if getattr(request, name) not in (None, 1):
+                    # OpenAI: "Unsupported value: 'temperature' does not support 0.2 with this
+                    # model. Only the default (1) value is supported."
+                    raise BadRequestError(
+                        f"{request.model} is a reasoning model: {name} must be left unset (or 1)",
+                        provider=self.provider,
+                        param=name,
+                    )
         if request.stop and self.max_stop is not None and len(request.stop) > self.max_stop:
             raise BadRequestError(
                 f"{self.provider} accepts at most {self.max_stop} stop sequence(s), got {len(request.stop)}",
@@ -358,15 +406,28 @@ class OpenAICompatibleWorker(OpenAICompatibleClient, ChatWorker):
         }
         if request.stream and self.include_usage_option:
             payload["stream_options"] = {"include_usage": True}
-        for name in ("temperature", "top_p", "max_tokens", "seed", "response_format", "user"):
+        for name in ("temperature", "top_p", "seed", "response_format", "user"):
             value = getattr(request, name)
             if value is not None:
                 payload[name] = value
+        if request.max_tokens is not None:
+            payload[self.max_tokens_field(request.model)] = request.max_tokens
         if request.stop:
             payload["stop"] = request.stop
         if request.tools:
-            payload.update(self.convert_tool_choice(request.tools, request.tool_choice))
+            payload.update(
+                self.convert_tool_choice(
+                    request.tools, request.tool_choice, self.tool_choice_forms(request.model)
+                )
+            )
         payload.update(request.extra)
+        if is_forced(payload.get("tool_choice")):
+            mode = self.thinking_mode(request)
+            if mode == "switchable":
+                logger.debug("%s: thinking off for a call that forces a tool", self.provider)
+                self.disable_thinking(payload)
+            elif mode == "always":
+                unforce_tools(payload, self.provider)
         return self.adjust_payload(payload, request)
 
     def adjust_payload(self, payload: dict[str, Any], request: ChatRequest) -> dict[str, Any]:
@@ -397,8 +458,15 @@ class OpenAICompatibleWorker(OpenAICompatibleClient, ChatWorker):
             item["reasoning_content"] = message.reasoning_content
         return item
 
+    def tool_choice_forms(self, model: str) -> frozenset[str]:
+        """The tool_choice forms `model` accepts (`tool_choices` unless a provider narrows it)."""
+        return self.tool_choices
+
     def convert_tool_choice(
-        self, tools: list[dict[str, Any]], choice: str | None
+        self,
+        tools: list[dict[str, Any]],
+        choice: str | None,
+        allowed: frozenset[str] | None = None,
     ) -> dict[str, Any]:
         """`tools` and `tool_choice` in the forms this provider accepts.
 
@@ -406,7 +474,7 @@ class OpenAICompatibleWorker(OpenAICompatibleClient, ChatWorker):
         is offered, with "required" or "auto" — the closest the provider allows. "required"
         falls back to "auto", and "none" without support withdraws the tools altogether.
         """
-        allowed = self.tool_choices
+        allowed = self.tool_choices if allowed is None else allowed
         if choice is None:
             return {"tools": tools}
         if choice == "none" and "none" not in allowed:
@@ -527,16 +595,18 @@ class OpenAICompatibleWorker(OpenAICompatibleClient, ChatWorker):
     def finish_reason(self, raw: Any, has_tool_calls: bool = False) -> FinishReason | None:
         if not raw or raw == "null":
             return None
-        if raw == "network_error":  # Zhipu: the model side failed mid-reply
+        if raw in _INTERRUPTED:  # Zhipu's network_error: the model side failed mid-reply
             raise UpstreamUnavailableError(
-                f"{self.provider} reported a network error mid-reply", provider=self.provider
+                f"{self.provider} interrupted the reply (finish_reason {raw!r})",
+                provider=self.provider,
+                code=str(raw),
             )
         reason = _FINISH_REASONS.get(str(raw))
-        if reason is None:
-            logger.debug(
-                "%s sent unknown finish_reason %r; treating it as stop", self.provider, raw
+        if reason is None:  # never let an unknown ending pass for a complete answer
+            logger.warning(
+                "%s sent unknown finish_reason %r; reporting it as length", self.provider, raw
             )
-            reason = "stop"
+            reason = "length"
         return "tool_calls" if reason == "stop" and has_tool_calls else reason
 
 
@@ -701,12 +771,14 @@ def parse_usage(raw: Any) -> Usage | None:
         if isinstance(completion_details, Mapping)
         else None
     )
+    if cached is None:  # Moonshot / DashScope: top level; DeepSeek: prompt_cache_hit_tokens
+        cached = raw.get("cached_tokens", raw.get("prompt_cache_hit_tokens"))
     return Usage(
         input_tokens=prompt,
         output_tokens=completion,
         total_tokens=total,
         reasoning_tokens=reasoning,
-        cached_tokens=cached if cached is not None else raw.get("cached_tokens"),
+        cached_tokens=cached,
     )
 
 

@@ -21,6 +21,7 @@ from langchain_chatchat.workers.openai_compatible import (
     OpenAICompatibleEmbeddingWorker,
     OpenAICompatibleWorker,
 )
+from langchain_chatchat.workers.sampling import SamplingRanges
 
 DEFAULT_BASE_URL = "https://qianfan.baidubce.com/v2"
 
@@ -56,6 +57,14 @@ class QianfanWorker(_QianfanClient, OpenAICompatibleWorker):
     )
     response_formats: ClassVar[frozenset[str]] = frozenset({"json_object", "json_schema"})
     max_stop: ClassVar[int] = 4
+
+    def sampling_ranges(self, model: str) -> SamplingRanges:
+        """ERNIE: temperature in (0, 1] — 0 is refused — and top_p in [0, 1] (cloud.baidu.com/
+        doc/qianfan-api/s/3m7of64lb, 对话Chat V2 请求参数); 0 is sent as 0.01. Other models on
+        Qianfan follow their own ranges and are left alone."""
+        if model.lower().startswith("ernie"):
+            return {"temperature": (0.01, 1.0), "top_p": (0.0, 1.0)}
+        return {}
 
 
 class QianfanEmbeddingWorker(_QianfanClient, OpenAICompatibleEmbeddingWorker):

@@ -28,6 +28,7 @@ except ImportError:  # older SDKs open a session per call: nothing stays open
 from langchain_chatchat.workers.base import ChatWorker, EmbeddingWorker
 from langchain_chatchat.workers.errors import (
     AuthenticationError,
+    BadRequestError,
     ChatchatError,
     ContentFilterError,
     ContextLengthError,
@@ -38,6 +39,7 @@ from langchain_chatchat.workers.errors import (
     UpstreamUnavailableError,
     error_for_status,
 )
+from langchain_chatchat.workers.sampling import clamp_sampling, is_forced, unforce_tools
 from langchain_chatchat.workers.streaming import CumulativeToIncremental, ToolCallHeaders
 from langchain_chatchat.workers.types import (
     ChatDelta,
@@ -49,10 +51,34 @@ from langchain_chatchat.workers.types import (
     WorkerMessage,
 )
 
+# DashScope's documented endpoints (help.aliyun.com/zh/model-studio/regions; the `dashscope`
+# SDK's common/env.py and set_region() build the same hosts). The native API is under /api/v1;
+# the OpenAI-compatible mode under /compatible-mode/v1 (use ChatOpenAICompatible there).
 DEFAULT_BASE_URL = "https://dashscope.aliyuncs.com/api/v1"
+INTERNATIONAL_BASE_URL = "https://dashscope-intl.aliyuncs.com/api/v1"  # Singapore
+US_BASE_URL = "https://dashscope-us.aliyuncs.com/api/v1"  # Virginia (unverified host name)
+COMPATIBLE_MODE_BASE_URL = "https://dashscope.aliyuncs.com/compatible-mode/v1"
+INTERNATIONAL_COMPATIBLE_MODE_BASE_URL = "https://dashscope-intl.aliyuncs.com/compatible-mode/v1"
+
+
+def workspace_base_url(workspace_id: str, region: str, *, compatible_mode: bool = False) -> str:
+    """A Model Studio workspace's own endpoint (`{workspace}.{region}.maas.aliyuncs.com`), as the
+    SDK's `dashscope.set_region(region, workspace_id)` builds it."""
+    root = f"https://{workspace_id}.{region}.maas.aliyuncs.com"
+    return f"{root}/compatible-mode/v1" if compatible_mode else f"{root}/api/v1"
+
+
 PROVIDER = "qwen"
 # Open-source Qwen3 checkpoints and the QwQ/QVQ reasoning models only answer over a stream.
 _STREAM_ONLY = re.compile(r"^(qwq|qvq)|^qwen3(\.\d+)?-(\d+(\.\d+)?b|\d+b-a\d+b)", re.IGNORECASE)
+# Thinking-only models; and the open-source Qwen3 hybrids, which think unless told not to
+# (help.aliyun.com/zh/model-studio/deep-thinking: enable_thinking defaults to true for the
+# open-source Qwen3 models, false for the commercial ones).
+_THINKING_ONLY = re.compile(r"^(qwq|qvq)|-thinking|^deepseek-r1", re.IGNORECASE)
+_THINKING_BY_DEFAULT = re.compile(r"^qwen3(\.\d+)?-(\d+(\.\d+)?b|\d+b-a\d+b)$", re.IGNORECASE)
+# Sampling ranges of the native API (help.aliyun.com/zh/model-studio/qwen-api-reference:
+# temperature [0, 2), top_p (0, 1]); values outside are clamped to these.
+_SAMPLING_RANGES = {"temperature": (0.0, 1.99), "top_p": (0.01, 1.0)}
 
 
 class _DashScopeClient:
@@ -82,9 +108,24 @@ class _DashScopeClient:
 
 
 class QwenWorker(_DashScopeClient, ChatWorker):
+    """Qwen over DashScope's native text-generation API.
+
+    - tool_choice is "auto", "none" or a named function (qwen-api-reference: tool_choice; the
+      API answers "required" with 400 'tool_choice is one of the strings that should be
+      ["none", "auto"]'): "any"/"required" forces the tool when exactly one is bound and is a
+      typed error with several (no documented form says "any of these");
+    - thinking mode refuses a forced tool and JSON output (deep-thinking guide): on a hybrid
+      model such a call runs with thinking off; a thinking-only model (QwQ, *-thinking) is
+      offered only the forced tool with "auto", and JSON output is a typed error there.
+    """
+
     def __init__(self, *, api_key: str | None, base_url: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._init_client(api_key, base_url)
+
+    def prepare(self, request: ChatRequest) -> ChatRequest:
+        request = super().prepare(request)
+        return clamp_sampling(request, _SAMPLING_RANGES, PROVIDER)
 
     # -- request translation ---------------------------------------------------------------
     def _payload(self, request: ChatRequest) -> dict[str, Any]:
@@ -118,6 +159,7 @@ class QwenWorker(_DashScopeClient, ChatWorker):
         if request.user:
             extra.setdefault("user", request.user)
         payload.update(extra)  # enable_search, enable_thinking, thinking_budget, ...
+        _fit_thinking(payload)
         return payload
 
     # -- transport ----------------------------------------------------------------------------
@@ -232,12 +274,13 @@ def _usage(raw: Any) -> Usage | None:
     output_tokens = raw.get("output_tokens") or 0
     details = raw.get("output_tokens_details") or {}
     prompt_details = raw.get("prompt_tokens_details") or {}
+    cached = prompt_details.get("cached_tokens")
     return Usage(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         total_tokens=raw.get("total_tokens") or input_tokens + output_tokens,
         reasoning_tokens=details.get("reasoning_tokens"),
-        cached_tokens=prompt_details.get("cached_tokens"),
+        cached_tokens=raw.get("cached_tokens") if cached is None else cached,
     )
 
 
@@ -265,12 +308,42 @@ def _to_dashscope_messages(messages: list[WorkerMessage]) -> list[dict[str, Any]
 
 
 def _tool_choice(choice: str, tools: list[dict[str, Any]]) -> Any:
-    """DashScope's tool_choice: "auto", "none", "required", or a function object to force one."""
-    if choice == "required" and len(tools) == 1:
-        choice = tools[0]["function"]["name"]
-    if choice in ("auto", "none", "required"):
+    """DashScope's tool_choice: "auto", "none", or a function object to force one."""
+    if choice in ("auto", "none"):
         return choice
+    if choice == "required":
+        if len(tools) != 1:
+            raise BadRequestError(
+                "DashScope cannot force 'any of several tools' (its tool_choice is auto, none or "
+                f"one named function); name one of the {len(tools)} tools in tool_choice, or "
+                "bind a single tool",
+                provider=PROVIDER,
+                param="tool_choice",
+            )
+        choice = tools[0]["function"]["name"]
     return {"type": "function", "function": {"name": choice}}
+
+
+def _fit_thinking(payload: dict[str, Any]) -> None:
+    """Make a call that forces a tool or asks for JSON acceptable to a thinking model."""
+    model, enable = payload["model"], payload.get("enable_thinking")
+    always = bool(_THINKING_ONLY.search(model))
+    thinking = always or enable is True or (enable is None and _THINKING_BY_DEFAULT.match(model))
+    kind = (payload.get("response_format") or {}).get("type")
+    wants_json = kind in ("json_object", "json_schema")
+    if not thinking or not (is_forced(payload.get("tool_choice")) or wants_json):
+        return
+    if not always:
+        payload["enable_thinking"] = False
+        return
+    if wants_json:
+        raise BadRequestError(
+            f"{model} always thinks, and DashScope gives no JSON output in thinking mode; "
+            "use with_structured_output(method='function_calling') or a non-thinking model",
+            provider=PROVIDER,
+            param="response_format",
+        )
+    unforce_tools(payload, PROVIDER)
 
 
 # -- errors ------------------------------------------------------------------------------------
@@ -306,6 +379,12 @@ def _error_from_response(response: Any) -> ChatchatError:
         return NotFoundError(message, **kwargs)
     if code == "RequestTimeOut":
         return UpstreamTimeoutError(message, **kwargs)
+    if code.startswith("InternalError") or code in ("ModelServingError", "ModelUnavailable"):
+        # error-code page: the service side failed ("InternalError.Algo", ...); retryable, even
+        # when it arrives inside a stream with a 4xx-looking status.
+        return UpstreamUnavailableError(
+            message, status_code=503 if status < 500 else status, **kwargs
+        )
     return error_for_status(status, message, **kwargs)
 
 

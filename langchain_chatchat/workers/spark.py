@@ -22,6 +22,7 @@ from langchain_chatchat.workers.errors import (
     UpstreamUnavailableError,
 )
 from langchain_chatchat.workers.openai_compatible import OpenAICompatibleWorker
+from langchain_chatchat.workers.types import ChatRequest
 
 DEFAULT_BASE_URL = "https://spark-api-open.xf-yun.com/v1"
 
@@ -30,7 +31,10 @@ class SparkWorker(OpenAICompatibleWorker):
     """Bearer `APIPassword` (or `APIKey:APISecret`). Tools on Max / 4.0Ultra with "auto" choice
     only; text only; usage on the final chunk. Error codes from Spark's reference: 10013/10014/
     10019/10021 content audit, 10907 too many tokens, 11200 not authorised, 11201 daily limit,
-    11202/11203 rate and concurrency limits, 10007 busy with the previous request."""
+    11202/11203 rate and concurrency limits, 10007 busy with the previous request.
+
+    Tools need `tool_calls_switch: true` (www.xfyun.cn/doc/spark/HTTP调用文档.html, 请求参数):
+    without it the model writes its tool call as JSON text in `content`."""
 
     provider: ClassVar[str] = "spark"
     default_base_url: ClassVar[str] = DEFAULT_BASE_URL
@@ -49,6 +53,11 @@ class SparkWorker(OpenAICompatibleWorker):
         **dict.fromkeys(("10007", "11202", "11203"), RateLimitError),
         **dict.fromkeys(("10008", "10012", "10110", "10222"), UpstreamUnavailableError),
     }
+
+    def adjust_payload(self, payload: dict[str, Any], request: ChatRequest) -> dict[str, Any]:
+        if payload.get("tools"):
+            payload["tool_calls_switch"] = True
+        return payload
 
     def check_body(self, body: Any, headers: Mapping[str, str] | None = None) -> None:
         code = body.get("code") if isinstance(body, Mapping) else None

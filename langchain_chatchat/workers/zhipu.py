@@ -33,6 +33,7 @@ from langchain_chatchat.workers.openai_compatible import (
     OpenAICompatibleEmbeddingWorker,
     OpenAICompatibleWorker,
 )
+from langchain_chatchat.workers.sampling import SamplingRanges
 from langchain_chatchat.workers.types import WorkerMessage
 
 DEFAULT_BASE_URL = "https://open.bigmodel.cn/api/paas/v4"
@@ -60,7 +61,8 @@ def _b64(raw: bytes) -> str:
 class _ZhipuClient(OpenAICompatibleClient):
     """Errors are `{"error": {"code": "1214", "message": ...}}` with the business codes of Zhipu's
     error reference (1000-1004 auth, 1110-1121 account, 1210-1234 call, 1261 prompt too long,
-    1301 unsafe content, 1302-1305 rate/quota)."""
+    1301 unsafe content, 1302-1305 rate/quota, 1308-1310 usage/plan limits reached — quota
+    errors that waiting a moment does not cure, so not retryable)."""
 
     provider: ClassVar[str] = "zhipu"
     default_base_url: ClassVar[str] = DEFAULT_BASE_URL
@@ -70,7 +72,8 @@ class _ZhipuClient(OpenAICompatibleClient):
     error_codes: ClassVar = {
         **dict.fromkeys(("1000", "1001", "1002", "1003", "1004"), AuthenticationError),
         **dict.fromkeys(
-            ("1110", "1111", "1112", "1113", "1121", "1220", "1304"), PermissionDeniedError
+            ("1110", "1111", "1112", "1113", "1121", "1220", "1304", "1308", "1309", "1310"),
+            PermissionDeniedError,
         ),
         **dict.fromkeys(("1211", "1221", "1222"), NotFoundError),
         **dict.fromkeys(("500", "1120", "1230", "1234"), UpstreamUnavailableError),
@@ -102,13 +105,20 @@ class ZhipuWorker(_ZhipuClient, OpenAICompatibleWorker):
     - tool_choice accepts only "auto": a forced tool is sent as the only tool offered;
     - one stop word; JSON mode but no json_schema;
     - usage always comes on the final stream chunk, so stream_options is not sent;
-    - a conversation must contain a user turn (not only system/assistant turns).
+    - a conversation must contain a user turn (not only system/assistant turns);
+    - temperature in [0, 1] and top_p in [0.01, 1] (docs.bigmodel.cn/api-reference 对话补全;
+      else 400 code 1210): values outside are clamped, as the `zhipuai` SDK's
+      chat/completions.py clamps them;
+    - finish_reason `model_context_window_exceeded` is a cut-off reply ("length").
     """
 
     include_usage_option: ClassVar[bool] = False
     tool_choices: ClassVar[frozenset[str]] = frozenset({"auto"})
     response_formats: ClassVar[frozenset[str]] = frozenset({"json_object"})
     max_stop: ClassVar[int] = 1
+
+    def sampling_ranges(self, model: str) -> SamplingRanges:
+        return {"temperature": (0.0, 1.0), "top_p": (0.01, 1.0)}
 
     def validate_messages(self, messages: list[WorkerMessage]) -> list[WorkerMessage]:
         messages = super().validate_messages(messages)

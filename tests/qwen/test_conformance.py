@@ -1,0 +1,134 @@
+"""ChatQwen sends only what DashScope accepts: each test fails against the emulator's rules if
+the worker sends what the real API refuses (tool_choice forms, forced tools and JSON output in
+thinking mode, sampling ranges), and reads what it documents (cached tokens, error classes)."""
+
+from __future__ import annotations
+
+import pytest
+from langchain_core.tools import tool
+from pydantic import BaseModel, Field
+
+from langchain_chatchat import (
+    BadRequestError,
+    ChatQwen,
+    RateLimitError,
+    UpstreamUnavailableError,
+)
+from langchain_chatchat.testing import Fault, Reply
+from langchain_chatchat.workers import qwen as qwen_worker
+from tests.qwen.conftest import sent
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+@tool
+def multiply(a: int, b: int) -> int:
+    """Multiply two integers."""
+    return a * b
+
+
+class Joke(BaseModel):
+    """A joke to tell the user."""
+
+    setup: str = Field(description="question to set up the joke")
+    punchline: str = Field(description="answer that resolves the joke")
+
+
+def _qwen(emulator, model: str = "qwen-plus", **kwargs) -> ChatQwen:
+    return ChatQwen(
+        model=model,
+        api_key=emulator.api_key,
+        base_url=emulator.base_url,
+        max_retries=0,
+        **kwargs,
+    )
+
+
+def test_any_with_one_tool_forces_it_by_name(emulator):
+    result = _qwen(emulator).bind_tools([add], tool_choice="any").invoke("hi")
+    assert result.tool_calls[0]["name"] == "add"
+    assert sent(emulator)["parameters"]["tool_choice"] == {
+        "type": "function",
+        "function": {"name": "add"},
+    }
+
+
+def test_any_with_several_tools_is_a_typed_error_before_sending(emulator):
+    with pytest.raises(BadRequestError, match="any of several tools") as caught:
+        _qwen(emulator).bind_tools([add, multiply], tool_choice="any").invoke("hi")
+    assert caught.value.param == "tool_choice"
+    assert emulator.requests == []
+
+
+@pytest.mark.parametrize(
+    ("model", "kwargs"),
+    [("qwen-plus", {"enable_thinking": True}), ("qwen3-8b", {})],
+    ids=["enable_thinking", "qwen3-thinks-by-default"],
+)
+def test_forced_tool_in_thinking_mode_runs_that_call_without_thinking(emulator, model, kwargs):
+    llm = _qwen(emulator, model, **kwargs)
+    joke = llm.with_structured_output(Joke).invoke("Tell me a joke")
+    assert isinstance(joke, Joke)
+    params = sent(emulator)["parameters"]
+    assert params["enable_thinking"] is False
+    assert params["tool_choice"] == {"type": "function", "function": {"name": "Joke"}}
+    # an ordinary call keeps thinking on
+    assert llm.invoke("hi").additional_kwargs["reasoning_content"]
+
+
+@pytest.mark.parametrize("method", ["json_mode", "json_schema"])
+def test_json_output_in_thinking_mode_turns_thinking_off(emulator, method):
+    emulator.enqueue(Reply(text='{"setup": "a", "punchline": "b"}'))
+    llm = _qwen(emulator, enable_thinking=True)
+    assert isinstance(llm.with_structured_output(Joke, method=method).invoke("joke, json"), Joke)
+    assert sent(emulator)["parameters"]["enable_thinking"] is False
+
+
+def test_thinking_only_model_is_offered_the_forced_tool_with_auto(emulator):
+    llm = _qwen(emulator, "qwq-plus")
+    result = llm.bind_tools([add, multiply], tool_choice="add").invoke("add 2 and 3")
+    params = sent(emulator)["parameters"]
+    assert params["tool_choice"] == "auto"
+    assert [t["function"]["name"] for t in params["tools"]] == ["add"]
+    assert result.tool_calls[0]["name"] == "add"
+    with pytest.raises(BadRequestError, match="always thinks"):
+        llm.with_structured_output(Joke, method="json_schema").invoke("joke")
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [({"temperature": 2.0}, {"temperature": 1.99}), ({"top_p": 0.0}, {"top_p": 0.01})],
+)
+def test_sampling_values_outside_the_documented_range_are_clamped(emulator, given, expected):
+    assert _qwen(emulator, **given).invoke("hi").content
+    params = sent(emulator)["parameters"]
+    assert {name: params[name] for name in expected} == expected
+
+
+def test_top_level_cached_tokens_become_cache_read(emulator):
+    usage = {"input_tokens": 10, "output_tokens": 2, "cached_tokens": 8}
+    emulator.enqueue(Reply(text="ok", usage=usage))
+    result = _qwen(emulator).invoke("hi")
+    assert result.usage_metadata["input_token_details"] == {"cache_read": 8}
+
+
+@pytest.mark.parametrize("code", ["InternalError.Algo", "ModelServingError", "ModelUnavailable"])
+def test_in_stream_service_failures_are_upstream_errors(emulator, code):
+    emulator.enqueue(Fault.stream_error(after_chunks=0, code=code, message="failed", status=400))
+    with pytest.raises(UpstreamUnavailableError) as caught:
+        list(_qwen(emulator).stream("hi"))
+    assert caught.value.retryable and caught.value.code == code
+    assert not isinstance(caught.value, (BadRequestError, RateLimitError))
+
+
+def test_documented_endpoints():
+    assert qwen_worker.INTERNATIONAL_BASE_URL == "https://dashscope-intl.aliyuncs.com/api/v1"
+    assert (
+        qwen_worker.workspace_base_url("ws1", "ap-southeast-1")
+        == "https://ws1.ap-southeast-1.maas.aliyuncs.com/api/v1"
+    )
+    assert qwen_worker.COMPATIBLE_MODE_BASE_URL.endswith("/compatible-mode/v1")
