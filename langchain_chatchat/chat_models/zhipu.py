@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from langchain_chatchat.chat_models.openai_compatible import ChatOpenAICompatible
+from langchain_chatchat.workers.sampling import thinking_switch
 from langchain_chatchat.workers.zhipu import ZhipuWorker
 
 
@@ -25,15 +26,21 @@ class ChatZhipu(ChatOpenAICompatible):
     model: str = Field(default="glm-4-flash", alias="model_name")
     thinking: bool | None = None
     """GLM-4.5+: enable/disable deep thinking; reasoning arrives in `reasoning_content`."""
+    clear_thinking: bool | None = None
+    """GLM-4.7+: False keeps earlier turns' reasoning in context ("preserved thinking"; sent
+    inside `thinking`, docs.bigmodel.cn 深度思考; unverified placement)."""
+    tool_stream: bool | None = None
+    """GLM-4.6+: stream tool-call arguments as they are generated (docs.bigmodel.cn 工具流式输出)."""
     use_jwt: bool = True
     """Sign the key into a JWT (Zhipu's documented scheme); False sends the key as it is."""
 
     worker_class: ClassVar = ZhipuWorker
 
     def _extra_params(self) -> dict[str, Any]:
-        if self.thinking is None:
-            return {}
-        return {"thinking": {"type": "enabled" if self.thinking else "disabled"}}
+        params = thinking_switch(self.thinking, clear_thinking=self.clear_thinking)
+        if self.tool_stream is not None:
+            params["tool_stream"] = self.tool_stream
+        return params
 
     def _worker_kwargs(self) -> dict[str, Any]:
         return {"use_jwt": self.use_jwt}

@@ -71,3 +71,12 @@ def unforce_tools(payload: dict[str, Any], provider: str) -> None:
         [t.get("function", {}).get("name") for t in tools],
     )
     payload["tools"], payload["tool_choice"] = tools, "auto"
+
+
+def thinking_switch(value: bool | str | None, **options: Any) -> dict[str, Any]:
+    """The `thinking: {"type": ...}` parameter Zhipu, Ark, Moonshot and DeepSeek share: True →
+    "enabled", False → "disabled", a string (Ark's "auto") as given; nothing when None."""
+    if value is None:
+        return {}
+    kind = value if isinstance(value, str) else ("enabled" if value else "disabled")
+    return {"thinking": {"type": kind, **{k: v for k, v in options.items() if v is not None}}}
