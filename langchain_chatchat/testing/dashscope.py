@@ -66,11 +66,13 @@ class ChatModelSpec:
 
 @dataclass(frozen=True)
 class EmbeddingModelSpec:
-    """Allowed output dimensions (first is not special), the default one, and the batch limit."""
+    """Allowed output dimensions (first is not special), the default one, the batch limit and
+    the most tokens one text may hold."""
 
     dimensions: tuple[int, ...]
     default_dimension: int
     batch_size: int
+    max_tokens: int = 8192
 
 
 _Spec = TypeVar("_Spec", ChatModelSpec, EmbeddingModelSpec)
@@ -92,8 +94,9 @@ DEFAULT_MODELS: Mapping[str, ChatModelSpec | EmbeddingModelSpec] = {
         thinking="always", result_format="message", incremental_output=True, stream_only=True
     ),
     **{f"qwen3-{size}": _QWEN3_OPEN for size in ("8b", "14b", "32b", "30b-a3b", "235b-a22b")},
-    "text-embedding-v1": EmbeddingModelSpec((1536,), 1536, 25),
-    "text-embedding-v2": EmbeddingModelSpec((1536,), 1536, 25),
+    # text-embedding-synchronous-api: v1/v2 2048 tokens per text, v3/v4 8192
+    "text-embedding-v1": EmbeddingModelSpec((1536,), 1536, 25, 2048),
+    "text-embedding-v2": EmbeddingModelSpec((1536,), 1536, 25, 2048),
     "text-embedding-v3": EmbeddingModelSpec((1024, 768, 512, 256, 128, 64), 1024, 10),
     "text-embedding-v4": EmbeddingModelSpec((2048, 1536, 1024, 768, 512, 256, 128, 64), 1024, 10),
 }
@@ -566,6 +569,9 @@ def _embedding_request(body: Mapping[str, Any], spec: EmbeddingModelSpec) -> tup
         raise _invalid(
             f"Value error, batch size is invalid, it should not be larger than {spec.batch_size}."
         )
+    for text in texts:
+        if count_tokens(text) > spec.max_tokens:  # unverified message
+            raise _invalid(f"Range of input length should be [1, {spec.max_tokens}]")
     params = body.get("parameters") or {}
     dimension = params.get("dimension", spec.default_dimension)
     if dimension not in spec.dimensions:  # unverified message

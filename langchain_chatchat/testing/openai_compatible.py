@@ -316,6 +316,13 @@ class OpenAICompatibleEmulator(EmulatorBase):
             raise ApiError(
                 400, profile.invalid_code, f"too many inputs: at most {limit} texts per request"
             )
+        chars, tokens = profile.embedding_text_limits.get(str(body.get("model")), (None, None))
+        chars_code, tokens_code, message = profile.embedding_too_long
+        for text in texts:
+            if chars is not None and len(text) > chars:
+                raise ApiError(400, chars_code, f"{message} ({chars} characters)")
+            if tokens is not None and count_tokens(text) > tokens:
+                raise ApiError(400, tokens_code, f"{message} ({tokens} tokens)")
         return texts
 
 

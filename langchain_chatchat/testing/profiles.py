@@ -116,6 +116,10 @@ class Profile:
     embedding_batch_default: int = 2048
     embedding_dimension: int = 1024
     extra_base_paths: tuple[str, ...] = ()
+    embedding_text_limits: Mapping[str, tuple[int | None, int | None]] = field(default_factory=dict)
+    """Per-text (characters, tokens) limits by embedding model; tokens as the emulator counts."""
+    embedding_too_long: tuple[str, str, str] = ("", "", "")
+    """(code when characters, code when tokens, message) of the per-text limit error."""
     cache_usage: Literal["details", "top_level", "deepseek"] = "details"
     """Where usage reports prompt tokens read from cache: `prompt_tokens_details.cached_tokens`
     (OpenAI), a top-level `cached_tokens` (Moonshot), or DeepSeek's `prompt_cache_hit_tokens` /
@@ -577,6 +581,9 @@ PROFILES: dict[str, Profile] = {
         check=_zhipu_check,
         thinking=_thinking_type,
         embedding_batch_limits={"embedding-3": 64, "embedding-2": 16},
+        # docs.bigmodel.cn/api-reference 文本嵌入 (message unverified)
+        embedding_text_limits={"embedding-3": (None, 3072), "embedding-2": (None, 512)},
+        embedding_too_long=("1214", "1214", "input 长度超过模型限制"),
         embedding_batch_default=64,
         embedding_dimension=2048,
     ),
@@ -590,6 +597,18 @@ PROFILES: dict[str, Profile] = {
         max_stop=4,
         check=_qianfan_check,
         embedding_batch_limits={"tao-8k": 1},
+        # cloud.baidu.com/doc/qianfan-api/s/Fm7u3ropn; codes from the v2 error-code page
+        embedding_text_limits={
+            "embedding-v1": (1000, 384),
+            "bge-large-zh": (2000, 512),
+            "bge-large-en": (2000, 512),
+            "tao-8k": (28000, 8192),
+        },
+        embedding_too_long=(
+            "characters_too_long",
+            "tokens_too_long",
+            "input text is too long",
+        ),
         embedding_batch_default=16,
         embedding_dimension=384,
     ),
@@ -608,6 +627,20 @@ PROFILES: dict[str, Profile] = {
         thinking=_thinking_type,
         embedding_batch_default=256,
         embedding_dimension=2560,
+        # volcengine.com/docs/82379/1521766 (message unverified)
+        embedding_text_limits={
+            name: (None, 4096)
+            for name in (
+                "doubao-embedding",
+                "doubao-embedding-text-240515",
+                "doubao-embedding-text-240715",
+            )
+        },
+        embedding_too_long=(
+            "InvalidParameter",
+            "InvalidParameter",
+            "The input text exceeds the maximum length of the model",
+        ),
     ),
     "minimax": Profile(
         name="minimax",

@@ -16,6 +16,7 @@ from langchain_chatchat.workers.errors import (
     PermissionDeniedError,
     RateLimitError,
 )
+from langchain_chatchat.workers.limits import TextLimit
 from langchain_chatchat.workers.openai_compatible import (
     OpenAICompatibleClient,
     OpenAICompatibleEmbeddingWorker,
@@ -68,4 +69,11 @@ class ArkWorker(_ArkClient, OpenAICompatibleWorker):
 
 
 class ArkEmbeddingWorker(_ArkClient, OpenAICompatibleEmbeddingWorker):
-    """Doubao text embeddings (doubao-embedding-*)."""
+    """Doubao text embeddings (doubao-embedding-*: 4096 tokens per text, volcengine.com/docs/
+    82379/1521766; the large and vision models' own limits are not checked)."""
+
+    text_limits: ClassVar = {
+        "doubao-embedding": TextLimit(tokens=4096),
+        "doubao-embedding-text-240515": TextLimit(tokens=4096),
+        "doubao-embedding-text-240715": TextLimit(tokens=4096),
+    }

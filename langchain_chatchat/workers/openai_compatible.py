@@ -53,6 +53,7 @@ from langchain_chatchat.workers.errors import (
     UpstreamUnavailableError,
     error_for_status,
 )
+from langchain_chatchat.workers.limits import TextLimit, check_texts
 from langchain_chatchat.workers.sampling import (
     SamplingRanges,
     clamp_sampling,
@@ -700,9 +701,17 @@ class OpenAICompatibleEmbeddingWorker(OpenAICompatibleClient, EmbeddingWorker):
     embeddings_path: ClassVar[str] = "/embeddings"
     default_batch_size: ClassVar[int] = 256
     batch_limits: ClassVar[Mapping[str, int]] = {}
+    text_limits: ClassVar[Mapping[str, TextLimit]] = {}
+    """Documented per-text limits by model, checked before sending (see `limits`)."""
 
     def batch_limit(self, model: str) -> int:
         return self.batch_limits.get(model, self.default_batch_size)
+
+    def _batches(self, request: EmbeddingRequest, batch_size: int | None) -> list[EmbeddingRequest]:
+        check_texts(
+            request.texts, self.text_limits.get(request.model), request.model, self.provider
+        )
+        return super()._batches(request, batch_size)
 
     def embedding_payload(self, request: EmbeddingRequest) -> dict[str, Any]:
         payload: dict[str, Any] = {"model": request.model, "input": request.texts}

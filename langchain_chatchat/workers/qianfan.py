@@ -16,6 +16,7 @@ from langchain_chatchat.workers.errors import (
     PermissionDeniedError,
     RateLimitError,
 )
+from langchain_chatchat.workers.limits import TextLimit
 from langchain_chatchat.workers.openai_compatible import (
     OpenAICompatibleClient,
     OpenAICompatibleEmbeddingWorker,
@@ -68,9 +69,18 @@ class QianfanWorker(_QianfanClient, OpenAICompatibleWorker):
 
 
 class QianfanEmbeddingWorker(_QianfanClient, OpenAICompatibleEmbeddingWorker):
-    """Qianfan embeddings: at most 16 texts per request (tao-8k: one)."""
+    """Qianfan embeddings: at most 16 texts per request (tao-8k: one); per text, embedding-v1
+    384 tokens / 1000 characters, bge-large-zh/en 512 tokens / 2000 characters, tao-8k 8192
+    tokens / 28000 characters (cloud.baidu.com/doc/qianfan-api/s/Fm7u3ropn, 向量Embeddings;
+    tao-8k's character count unverified)."""
 
     default_batch_size: ClassVar[int] = 16
+    text_limits: ClassVar = {
+        "embedding-v1": TextLimit(chars=1000, tokens=384),
+        "bge-large-zh": TextLimit(chars=2000, tokens=512),
+        "bge-large-en": TextLimit(chars=2000, tokens=512),
+        "tao-8k": TextLimit(chars=28000, tokens=8192),
+    }
     batch_limits: ClassVar = {
         "embedding-v1": 16,
         "bge-large-zh": 16,

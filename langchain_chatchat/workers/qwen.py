@@ -39,6 +39,7 @@ from langchain_chatchat.workers.errors import (
     UpstreamUnavailableError,
     error_for_status,
 )
+from langchain_chatchat.workers.limits import TextLimit, check_texts
 from langchain_chatchat.workers.sampling import clamp_sampling, is_forced, unforce_tools
 from langchain_chatchat.workers.streaming import CumulativeToIncremental, ToolCallHeaders
 from langchain_chatchat.workers.types import (
@@ -423,6 +424,13 @@ _BATCH_LIMITS = {
     "text-embedding-v3": 10,
     "text-embedding-v4": 10,
 }
+# Tokens per text (help.aliyun.com/zh/model-studio/text-embedding-synchronous-api).
+_TEXT_LIMITS = {
+    "text-embedding-v1": TextLimit(tokens=2048),
+    "text-embedding-v2": TextLimit(tokens=2048),
+    "text-embedding-v3": TextLimit(tokens=8192),
+    "text-embedding-v4": TextLimit(tokens=8192),
+}
 
 
 class QwenEmbeddingWorker(_DashScopeClient, EmbeddingWorker):
@@ -434,6 +442,10 @@ class QwenEmbeddingWorker(_DashScopeClient, EmbeddingWorker):
 
     def batch_limit(self, model: str) -> int:
         return _BATCH_LIMITS.get(model, self.default_batch_size)
+
+    def _batches(self, request: EmbeddingRequest, batch_size: int | None) -> list[EmbeddingRequest]:
+        check_texts(request.texts, _TEXT_LIMITS.get(request.model), request.model, PROVIDER)
+        return super()._batches(request, batch_size)
 
     def _parameters(self, request: EmbeddingRequest) -> dict[str, Any]:
         parameters: dict[str, Any] = {"text_type": request.text_type, **request.extra}

@@ -28,6 +28,7 @@ from langchain_chatchat.workers.errors import (
     RateLimitError,
     UpstreamUnavailableError,
 )
+from langchain_chatchat.workers.limits import TextLimit
 from langchain_chatchat.workers.openai_compatible import (
     OpenAICompatibleClient,
     OpenAICompatibleEmbeddingWorker,
@@ -130,7 +131,12 @@ class ZhipuWorker(_ZhipuClient, OpenAICompatibleWorker):
 
 
 class ZhipuEmbeddingWorker(_ZhipuClient, OpenAICompatibleEmbeddingWorker):
-    """embedding-3 (64 texts per request, dimensions 256/512/1024/2048) and embedding-2."""
+    """embedding-3 (64 texts per request, dimensions 256/512/1024/2048, 3072 tokens per text) and
+    embedding-2 (512 tokens per text, 8K per request) — docs.bigmodel.cn/api-reference 文本嵌入."""
 
     default_batch_size: ClassVar[int] = 64
     batch_limits: ClassVar = {"embedding-3": 64, "embedding-2": 16}
+    text_limits: ClassVar = {
+        "embedding-3": TextLimit(tokens=3072),
+        "embedding-2": TextLimit(tokens=512),
+    }

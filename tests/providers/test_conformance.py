@@ -22,9 +22,13 @@ from langchain_chatchat.chat_models.openai_compatible import ChatOpenAICompatibl
 from langchain_chatchat.embeddings.azure import AzureOpenAIEmbeddings
 from langchain_chatchat.testing import Reply
 from langchain_chatchat.testing.openai_compatible import OpenAICompatibleEmulator
-from langchain_chatchat.workers.errors import BadRequestError, UpstreamUnavailableError
+from langchain_chatchat.workers.errors import (
+    BadRequestError,
+    ContextLengthError,
+    UpstreamUnavailableError,
+)
 
-from .support import SPECS, chat_for, running, sent
+from .support import SPECS, chat_for, embeddings_for, running, sent
 
 USER = [{"role": "user", "content": "hi"}]
 
@@ -358,3 +362,44 @@ def test_moonshot_old_models_need_no_reasoning():
     )
     messages = [HumanMessage("q"), call, ToolMessage("sunny", tool_call_id="c1")]
     assert chat_for("moonshot").invoke(messages).content == "The result is sunny."
+
+
+# -- embeddings: per-text limits ----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("provider", "model", "text", "limit"),
+    [
+        ("qianfan", "embedding-v1", "字" * 1001, "1000 characters"),
+        ("qianfan", "bge-large-zh", "a" * 2001, "2000 characters"),
+        ("zhipu", "embedding-2", "word " * 600, "512 tokens"),
+        ("ark", "doubao-embedding-text-240715", "word " * 4000, "4096 tokens"),
+    ],
+)
+def test_embedding_texts_over_the_documented_limit_fail_before_sending(
+    provider, model, text, limit
+):
+    embeddings = embeddings_for(provider, model=model)
+    with pytest.raises(ContextLengthError, match=f"text 1 is too long .*{limit}") as raised:
+        embeddings.embed_documents(["short", text])
+    assert raised.value.param == "input[1]"
+    assert running(provider).requests == []
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "text", "code"),
+    [
+        ("qianfan", "embedding-v1", "字" * 1001, "characters_too_long"),
+        ("qianfan", "embedding-v1", "字 " * 500, "tokens_too_long"),
+        ("zhipu", "embedding-2", "字" * 600, "1214"),
+    ],
+)
+def test_embedding_emulators_enforce_per_text_limits(provider, model, text, code):
+    emulator = running(provider)
+    if provider == "zhipu":
+        client = ZhipuAI(api_key=emulator.api_key, base_url=emulator.base_url, max_retries=0)
+        with pytest.raises(Exception, match=code):
+            client.embeddings.create(model=model, input=[text])
+        return
+    client = openai.OpenAI(api_key=emulator.api_key, base_url=emulator.base_url, max_retries=0)
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.embeddings.create(model=model, input=[text])
+    assert raised.value.code == code

@@ -5,12 +5,15 @@ thinking mode, sampling ranges), and reads what it documents (cached tokens, err
 from __future__ import annotations
 
 import pytest
+from dashscope import TextEmbedding
 from langchain_core.tools import tool
 from pydantic import BaseModel, Field
 
 from langchain_chatchat import (
     BadRequestError,
     ChatQwen,
+    ContextLengthError,
+    QwenEmbeddings,
     RateLimitError,
     UpstreamUnavailableError,
 )
@@ -132,3 +135,23 @@ def test_documented_endpoints():
         == "https://ws1.ap-southeast-1.maas.aliyuncs.com/api/v1"
     )
     assert qwen_worker.COMPATIBLE_MODE_BASE_URL.endswith("/compatible-mode/v1")
+
+
+def test_embedding_text_over_the_model_limit_fails_before_sending(emulator):
+    embeddings = QwenEmbeddings(
+        model="text-embedding-v2", api_key=emulator.api_key, base_url=emulator.base_url
+    )
+    with pytest.raises(ContextLengthError, match="text 0 is too long .*2048 tokens"):
+        embeddings.embed_documents(["word " * 2100])
+    assert emulator.requests == []
+
+
+def test_embedding_emulator_enforces_the_per_text_limit(emulator):
+    response = TextEmbedding.call(
+        model="text-embedding-v2",
+        input=["字" * 2049],
+        api_key=emulator.api_key,
+        base_address=emulator.base_url,
+    )
+    assert (response.status_code, response.code) == (400, "InvalidParameter")
+    assert "2048" in response.message
