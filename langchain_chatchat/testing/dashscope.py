@@ -62,6 +62,10 @@ class ChatModelSpec:
     result_format: Literal["text", "message"] = "text"
     incremental_output: bool = False
     stream_only: bool = False
+    json_schema: bool = False
+    """Whether `response_format` json_schema is documented for the model (help.aliyun.com/zh/
+    model-studio/json-mode: qwen3-max, qwen-plus, qwen-flash and their snapshots; the rest take
+    json_object only — unverified for models the page does not list)."""
 
 
 @dataclass(frozen=True)
@@ -83,12 +87,14 @@ _QWEN3_OPEN = ChatModelSpec(
 DEFAULT_MODELS: Mapping[str, ChatModelSpec | EmbeddingModelSpec] = {
     "qwen-turbo": ChatModelSpec(),
     "qwen-turbo-latest": ChatModelSpec(),
-    "qwen-plus": ChatModelSpec(),
-    "qwen-plus-latest": ChatModelSpec(),
-    "qwen-flash": ChatModelSpec(),
+    "qwen-plus": ChatModelSpec(json_schema=True),
+    "qwen-plus-latest": ChatModelSpec(json_schema=True),
+    "qwen-flash": ChatModelSpec(json_schema=True),
     "qwen-max": ChatModelSpec(max_input_tokens=30_720, thinking="none"),
     "qwen-max-latest": ChatModelSpec(max_input_tokens=30_720, thinking="none"),
-    "qwen3-max": ChatModelSpec(thinking="none", result_format="message", incremental_output=True),
+    "qwen3-max": ChatModelSpec(
+        thinking="none", result_format="message", incremental_output=True, json_schema=True
+    ),
     "qwen-long": ChatModelSpec(thinking="none", result_format="message"),
     "qwq-plus": ChatModelSpec(
         thinking="always", result_format="message", incremental_output=True, stream_only=True
@@ -375,6 +381,8 @@ class DashScopeEmulator(EmulatorBase):
             if response_type in ("json_object", "json_schema"):
                 raise _invalid("Json mode response is not supported when enable_thinking is true")
         _check_tool_choice(tool_choice, tools, thinking)
+        if response_type == "json_schema" and not spec.json_schema:  # unverified message
+            raise _invalid(f"The response_format type json_schema is not supported by {model}.")
         if (
             response_type == "json_object"
             and "json" not in " ".join(map(message_text, messages)).lower()

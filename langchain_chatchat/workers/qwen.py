@@ -160,6 +160,7 @@ class QwenWorker(_DashScopeClient, ChatWorker):
         if request.user:
             extra.setdefault("user", request.user)
         payload.update(extra)  # enable_search, enable_thinking, thinking_budget, ...
+        _fit_json_schema(payload)
         _fit_thinking(payload)
         return payload
 
@@ -323,6 +324,29 @@ def _tool_choice(choice: str, tools: list[dict[str, Any]]) -> Any:
             )
         choice = tools[0]["function"]["name"]
     return {"type": "function", "function": {"name": choice}}
+
+
+# json_schema output is documented for these models only (help.aliyun.com/zh/model-studio/
+# json-mode; unverified for models the page does not list: the stricter reading).
+_JSON_SCHEMA_MODELS = re.compile(r"^(qwen3-max|qwen-plus|qwen-flash)", re.IGNORECASE)
+
+
+def _fit_json_schema(payload: dict[str, Any]) -> None:
+    """Elsewhere, ask for a JSON object and give the schema in the system prompt."""
+    response_format = payload.get("response_format") or {}
+    if response_format.get("type") != "json_schema" or _JSON_SCHEMA_MODELS.match(payload["model"]):
+        return
+    schema = (response_format.get("json_schema") or {}).get("schema", {})
+    instruction = (
+        "Answer with a single JSON object that conforms to this JSON schema:\n"
+        + json.dumps(schema, ensure_ascii=False)
+    )
+    messages = payload["messages"]
+    if messages and messages[0]["role"] == "system":
+        messages[0] = {**messages[0], "content": f"{messages[0]['content']}\n\n{instruction}"}
+    else:
+        messages.insert(0, {"role": "system", "content": instruction})
+    payload["response_format"] = {"type": "json_object"}
 
 
 def _fit_thinking(payload: dict[str, Any]) -> None:

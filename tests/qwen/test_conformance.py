@@ -5,7 +5,7 @@ thinking mode, sampling ranges), and reads what it documents (cached tokens, err
 from __future__ import annotations
 
 import pytest
-from dashscope import TextEmbedding
+from dashscope import Generation, TextEmbedding
 from langchain_core.tools import tool
 from pydantic import BaseModel, Field
 
@@ -155,3 +155,26 @@ def test_embedding_emulator_enforces_the_per_text_limit(emulator):
     )
     assert (response.status_code, response.code) == (400, "InvalidParameter")
     assert "2048" in response.message
+
+
+def test_json_schema_where_undocumented_becomes_json_object_with_the_schema(emulator):
+    llm = _qwen(emulator, "qwen-max")
+    emulator.enqueue(Reply(text='{"setup": "a", "punchline": "b"}'))
+    assert isinstance(llm.with_structured_output(Joke, method="json_schema").invoke("joke"), Joke)
+    params, messages = sent(emulator)["parameters"], sent(emulator)["input"]["messages"]
+    assert params["response_format"] == {"type": "json_object"}
+    assert messages[0]["role"] == "system" and '"punchline"' in messages[0]["content"]
+    _qwen(emulator, "qwen-plus").with_structured_output(Joke, method="json_schema").invoke("joke")
+    assert sent(emulator)["parameters"]["response_format"]["type"] == "json_schema"
+
+
+def test_emulator_refuses_json_schema_on_undocumented_models(emulator):
+    response = Generation.call(
+        "qwen-max",
+        messages=[{"role": "user", "content": "hi"}],
+        response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {}}},
+        api_key=emulator.api_key,
+        base_address=emulator.base_url,
+    )
+    assert (response.status_code, response.code) == (400, "InvalidParameter")
+    assert "json_schema" in response.message
