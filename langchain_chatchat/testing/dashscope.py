@@ -294,15 +294,22 @@ class DashScopeEmulator(EmulatorBase):
             )
         reply = item if isinstance(item, Reply) else self._default_reply(call)
         usage = _usage(reply, call.input_tokens)
+        search = _search_info(call)
         if not stream:
             scripted = item if isinstance(item, Reply) else None
-            return self._json(
-                _output(reply, call.message_format), usage, record, hang=hang, reply=scripted
-            )
+            output = {**_output(reply, call.message_format), **search}
+            return self._json(output, usage, record, hang=hang, reply=scripted)
 
         cumulative = not call.incremental if reply.cumulative is None else reply.cumulative
         frames = [
-            _frame(i, {"output": output, "usage": chunk_usage, "request_id": record.request_id})
+            _frame(
+                i,
+                {
+                    "output": {**output, **(search if i == 1 else {})},
+                    "usage": chunk_usage,
+                    "request_id": record.request_id,
+                },
+            )
             for i, (output, chunk_usage) in enumerate(
                 _stream_outputs(reply, usage, call.input_tokens, call.message_format, cumulative),
                 start=1,
@@ -588,6 +595,27 @@ def _embedding_request(body: Mapping[str, Any], spec: EmbeddingModelSpec) -> tup
 
 
 # -- response rendering ------------------------------------------------------------------------
+
+
+def _search_info(call: _Generation) -> dict[str, Any]:
+    """`output.search_info` for `enable_search` with `search_options.enable_source` (qwen-api-
+    reference, search_info.search_results: index, title, url, site_name, icon); the emulator
+    cites one made-up page about the user's question, on the first stream chunk (unverified)."""
+    params = call.parameters
+    options = params.get("search_options") or {}
+    if not (params.get("enable_search") and options.get("enable_source")):
+        return {}
+    question = next(
+        (message_text(m) for m in reversed(call.messages) if m.get("role") == "user"), ""
+    )
+    result = {
+        "index": 1,
+        "title": f"About: {question.strip()[:60]}",
+        "url": "https://example.com/search/1",
+        "site_name": "Example",
+        "icon": "https://example.com/favicon.ico",
+    }
+    return {"search_info": {"search_results": [result]}}
 
 
 def _tool_tokens(call: ToolCallReply) -> int:

@@ -350,6 +350,7 @@ class _Render:
             "created": int(time.time()),
             "model": body.get("model") or "",
             **profile.envelope(request_id),
+            **profile.search_results(body),
         }
 
     def message(self) -> dict[str, Any]:

@@ -124,6 +124,9 @@ class Profile:
     """Where usage reports prompt tokens read from cache: `prompt_tokens_details.cached_tokens`
     (OpenAI), a top-level `cached_tokens` (Moonshot), or DeepSeek's `prompt_cache_hit_tokens` /
     `prompt_cache_miss_tokens` (api-docs.deepseek.com/guides/kv_cache)."""
+    search_results: Callable[[Mapping[str, Any]], dict[str, Any]] = lambda body: {}
+    """Top-level fields a built-in web search adds to every body and chunk (Zhipu's
+    `web_search`)."""
     tools_as_text: Callable[[dict[str, Any]], bool] = lambda body: False
     """True when this request's tool calls come back as JSON text in `content` (Spark without
     `tool_calls_switch`)."""
@@ -386,6 +389,28 @@ def _moonshot_check(call: Call) -> None:
             )
 
 
+def _zhipu_web_search(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The web_search tool's results (docs.bigmodel.cn 网络搜索工具: top-level `web_search`, a
+    list of {title, link, content, media, icon, refer}); one made-up page (unverified that it
+    rides on every stream chunk)."""
+    tools = body.get("tools") or []
+    if not any(isinstance(t, Mapping) and t.get("type") == "web_search" for t in tools):
+        return {}
+    question = next(
+        (message_text(m) for m in reversed(body.get("messages") or []) if m.get("role") == "user"),
+        "",
+    )
+    page = {
+        "title": f"About: {question.strip()[:60]}",
+        "link": "https://example.com/search/1",
+        "content": "A page the search found.",
+        "media": "Example",
+        "icon": "https://example.com/favicon.ico",
+        "refer": "ref_1",
+    }
+    return {"web_search": [page]}
+
+
 def _zhipu_check(call: Call) -> None:
     roles = {m.get("role") for m in call.body.get("messages") or []}
     if "user" not in roles:
@@ -579,6 +604,7 @@ PROFILES: dict[str, Profile] = {
         response_formats=frozenset({"json_object"}),
         max_stop=1,
         check=_zhipu_check,
+        search_results=_zhipu_web_search,
         thinking=_thinking_type,
         embedding_batch_limits={"embedding-3": 64, "embedding-2": 16},
         # docs.bigmodel.cn/api-reference 文本嵌入 (message unverified)

@@ -95,6 +95,7 @@ _FINISH_REASONS: dict[str, FinishReason] = {
 # DeepSeek (api-docs.deepseek.com, chat completion finish_reason): the reply was interrupted by
 # the inference system; the text so far is incomplete, so the call fails (retryable).
 _INTERRUPTED = frozenset({"insufficient_system_resource", "aborted", "network_error"})
+_STANDARD_FINISH = frozenset({"stop", "length", "tool_calls", "content_filter", "null"})
 _CONTEXT_LENGTH = re.compile(
     r"context[ _]length|maximum context|context window|token limit|tokens? too long|too many tokens|"
     r"prompt is too long|input (?:token )?length|exceed.{0,40}(?:token|length)|超长|超过.{0,10}(?:上限|长度)",
@@ -360,6 +361,17 @@ class OpenAICompatibleWorker(OpenAICompatibleClient, ChatWorker):
             return "max_completion_tokens"
         return "max_tokens"
 
+    metadata_keys: ClassVar[tuple[str, ...]] = ()
+    """Top-level reply fields passed on in `response_metadata` (e.g. Zhipu's `web_search`)."""
+
+    def response_extras(self, body: Mapping[str, Any], raw_finish: Any = None) -> dict[str, Any]:
+        """What of a reply (or chunk) goes to `response_metadata` besides the standard fields:
+        `metadata_keys`, and the provider's own finish reason when it is not a standard one."""
+        extras = {key: body[key] for key in self.metadata_keys if body.get(key)}
+        if isinstance(raw_finish, str) and raw_finish not in _STANDARD_FINISH:
+            extras["provider_finish_reason"] = raw_finish
+        return extras
+
     def thinking_mode(self, request: ChatRequest) -> Literal["off", "switchable", "always"]:
         """Whether `request` runs with thinking on ("switchable": on, but it can be turned off
         for one call; "always": a thinking-only model). Thinking models refuse forced tools."""
@@ -571,14 +583,16 @@ class OpenAICompatibleWorker(OpenAICompatibleClient, ChatWorker):
             tool_call_delta(call, position)
             for position, call in enumerate(message.get("tool_calls") or [])
         ]
+        raw_finish = choice.get("finish_reason")
         return ChatDelta(
             text=_content_text(message.get("content")),
             reasoning=_reasoning_text(message),
             tool_calls=calls,
-            finish_reason=self.finish_reason(choice.get("finish_reason"), bool(calls)) or "stop",
+            finish_reason=self.finish_reason(raw_finish, bool(calls)) or "stop",
             usage=parse_usage(body.get("usage") or choice.get("usage")),
             request_id=self.request_id_of(body, headers),
             model=body.get("model") or request.model,
+            metadata=self.response_extras(body, raw_finish),
         )
 
     def delta_from_choice(self, choice: dict[str, Any], reader: StreamReader) -> ChatDelta:
@@ -628,6 +642,7 @@ class StreamReader:
         self._headers = ToolCallHeaders()
         self._indexes: dict[str, int] = {}
         self.tool_calls_seen = False
+        self.metadata: dict[str, Any] = {}
 
     def feed(self, data: str | bytes) -> Iterator[ChatDelta]:
         raw = data.encode() if isinstance(data, str) else data
@@ -646,6 +661,8 @@ class StreamReader:
         self.request_id = self.worker.request_id_of(chunk) or self.request_id
         self.model = chunk.get("model") or self.model
         choices = chunk.get("choices") or []
+        raw_finish = choices[0].get("finish_reason") if choices else None
+        self.metadata.update(self.worker.response_extras(chunk, raw_finish))
         usage = parse_usage(chunk.get("usage") or (choices[0].get("usage") if choices else None))
         if usage is not None:
             self.usage = usage  # the latest wins: some providers send running totals
@@ -668,6 +685,7 @@ class StreamReader:
             usage=self.usage,
             request_id=self.request_id,
             model=self.model,
+            metadata=self.metadata,
         )
 
     def finish(self) -> Iterator[ChatDelta]:

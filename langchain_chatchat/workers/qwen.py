@@ -70,6 +70,8 @@ def workspace_base_url(workspace_id: str, region: str, *, compatible_mode: bool 
 
 
 PROVIDER = "qwen"
+# qwen-api-reference, finish_reason: "stop", "length", "tool_calls" ("null" while generating).
+_FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter"})
 # Open-source Qwen3 checkpoints and the QwQ/QVQ reasoning models only answer over a stream.
 _STREAM_ONLY = re.compile(r"^(qwq|qvq)|^qwen3(\.\d+)?-(\d+(\.\d+)?b|\d+b-a\d+b)", re.IGNORECASE)
 # Thinking-only models; and the open-source Qwen3 hybrids, which think unless told not to
@@ -208,12 +210,15 @@ class _StreamReader:
         self._model = model
         self._converter = CumulativeToIncremental() if cumulative else None
         self._headers = ToolCallHeaders()
+        self._metadata: dict[str, Any] = {}
         self.finished = False
 
     def read(self, response: Any) -> Iterator[ChatDelta]:
         delta = _delta_from_response(response, self._model, final=False)
         if self._converter is not None:
             delta = self._converter.convert(delta)
+        self._metadata.update(delta.metadata)  # search_info may come before the last chunk
+        delta.metadata = self._metadata if delta.finish_reason else {}
         delta.tool_calls = self._headers.dedupe(delta.tool_calls)
         if delta.finish_reason is None:
             delta.usage = None
@@ -245,8 +250,14 @@ def _delta_from_response(response: Any, model: str, *, final: bool) -> ChatDelta
         finish_reason = output.get("finish_reason")
     if isinstance(text, list):  # multimodal-style content parts
         text = "".join(part.get("text", "") for part in text)
+    metadata: dict[str, Any] = {}
+    if output.get("search_info"):  # enable_search with search_options.enable_source
+        metadata["search_info"] = output["search_info"]
     if finish_reason in (None, "null", ""):
         finish_reason = "stop" if final else None
+    elif finish_reason not in _FINISH_REASONS:  # never pass an unknown ending off as complete
+        metadata["provider_finish_reason"] = finish_reason
+        finish_reason = "length"
     tool_calls = []
     for position, call in enumerate(raw_calls):
         function = call.get("function") or {}
@@ -266,6 +277,7 @@ def _delta_from_response(response: Any, model: str, *, final: bool) -> ChatDelta
         usage=_usage(response.usage),
         request_id=response.request_id or None,
         model=model,
+        metadata=metadata,
     )
 
 

@@ -117,6 +117,9 @@ class ZhipuWorker(_ZhipuClient, OpenAICompatibleWorker):
     tool_choices: ClassVar[frozenset[str]] = frozenset({"auto"})
     response_formats: ClassVar[frozenset[str]] = frozenset({"json_object"})
     max_stop: ClassVar[int] = 1
+    metadata_keys: ClassVar = ("web_search",)
+    """The web_search tool's results (docs.bigmodel.cn 网络搜索: a top-level `web_search` list
+    of {title, link, content, media, icon, refer}) reach `response_metadata["web_search"]`."""
 
     def sampling_ranges(self, model: str) -> SamplingRanges:
         return {"temperature": (0.0, 1.0), "top_p": (0.01, 1.0)}

@@ -403,3 +403,27 @@ def test_embedding_emulators_enforce_per_text_limits(provider, model, text, code
     with pytest.raises(openai.BadRequestError) as raised:
         client.embeddings.create(model=model, input=[text])
     assert raised.value.code == code
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["invoke", "stream"])
+def test_unknown_finish_reason_keeps_the_raw_value(streaming):
+    running("openai_compatible").enqueue(Reply(text="cut", finish_reason="something_new"))
+    llm = chat_for("openai_compatible")
+    if streaming:
+        metadata = list(llm.stream("hi"))[-1].response_metadata
+    else:
+        metadata = llm.invoke("hi").response_metadata
+    assert metadata["finish_reason"] == "length"
+    assert metadata["provider_finish_reason"] == "something_new"
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["invoke", "stream"])
+def test_zhipu_web_search_results_reach_response_metadata(streaming):
+    search = {"type": "web_search", "web_search": {"enable": True, "search_engine": "search_pro"}}
+    llm = chat_for("zhipu").bind_tools([search])
+    if streaming:
+        metadata = list(llm.stream("latest news?"))[-1].response_metadata
+    else:
+        metadata = llm.invoke("latest news?").response_metadata
+    (page,) = metadata["web_search"]
+    assert page["link"].startswith("https://") and "latest news" in page["title"]

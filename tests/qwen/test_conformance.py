@@ -178,3 +178,25 @@ def test_emulator_refuses_json_schema_on_undocumented_models(emulator):
     )
     assert (response.status_code, response.code) == (400, "InvalidParameter")
     assert "json_schema" in response.message
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["invoke", "stream"])
+def test_search_results_reach_response_metadata(emulator, streaming):
+    llm = _qwen(
+        emulator, enable_search=True, model_kwargs={"search_options": {"enable_source": True}}
+    )
+    if streaming:
+        chunks = list(llm.stream("latest news?"))
+        metadata = chunks[-1].response_metadata
+        assert all("search_info" not in c.response_metadata for c in chunks[:-1])
+    else:
+        metadata = llm.invoke("latest news?").response_metadata
+    (result,) = metadata["search_info"]["search_results"]
+    assert result["url"].startswith("https://") and "latest news" in result["title"]
+
+
+def test_unknown_finish_reason_is_length_with_the_raw_value(emulator):
+    emulator.enqueue(Reply(text="cut", finish_reason="something_new"))
+    metadata = _qwen(emulator).invoke("hi").response_metadata
+    assert metadata["finish_reason"] == "length"
+    assert metadata["provider_finish_reason"] == "something_new"
