@@ -9,18 +9,20 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
+from langchain_chatchat.workers.endpoint import Endpoint
 from langchain_chatchat.workers.errors import (
     AuthenticationError,
     ContentFilterError,
+    ErrorTable,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
 )
 from langchain_chatchat.workers.limits import TextLimit
 from langchain_chatchat.workers.openai_compatible import (
-    OpenAICompatibleClient,
     OpenAICompatibleEmbeddingWorker,
     OpenAICompatibleWorker,
+    ToolChoiceMode,
 )
 
 DEFAULT_BASE_URL = "https://ark.cn-beijing.volces.com/api/v3"
@@ -31,47 +33,51 @@ DEFAULT_BASE_URL = "https://ark.cn-beijing.volces.com/api/v3"
 _FORCED_TOOLS = re.compile(r"doubao-seed-(?:1[-.][6-9]|[2-9])")
 
 
-class _ArkClient(OpenAICompatibleClient):
-    """Bearer ARK_API_KEY. Errors are `{"error": {"code", "message", "param", "type"}}` with the
-    codes of Ark's error reference; dotted sub-codes (RateLimitExceeded.EndpointRPMExceeded,
-    SensitiveContentDetected.Violence, ...) map by their first part."""
+ARK = Endpoint(
+    provider="ark",
+    default_base_url=DEFAULT_BASE_URL,
+    api_key_env="ARK_API_KEY",
+    base_url_env="ARK_BASE_URL",
+    # `{"error": {"code", "message", "param", "type"}}` with the codes of Ark's error reference;
+    # dotted sub-codes (RateLimitExceeded.EndpointRPMExceeded, SensitiveContentDetected.Violence,
+    # ...) map by their first part.
+    errors=ErrorTable(
+        {
+            "AuthenticationError": AuthenticationError,
+            "AccountOverdueError": PermissionDeniedError,
+            "AccessDenied": PermissionDeniedError,
+            "QuotaExceeded": PermissionDeniedError,
+            "InvalidEndpointOrModel": NotFoundError,
+            "InvalidEndpoint": NotFoundError,
+            "ModelNotOpen": PermissionDeniedError,
+            "SensitiveContentDetected": ContentFilterError,
+            "InputTextSensitiveContentDetected": ContentFilterError,
+            "InputImageSensitiveContentDetected": ContentFilterError,
+            "OutputTextSensitiveContentDetected": ContentFilterError,
+            "RateLimitExceeded": RateLimitError,
+            "ServerOverloaded": RateLimitError,
+        }
+    ),
+)
 
-    provider: ClassVar[str] = "ark"
-    default_base_url: ClassVar[str] = DEFAULT_BASE_URL
-    api_key_env: ClassVar[str] = "ARK_API_KEY"
-    base_url_env: ClassVar[str | None] = "ARK_BASE_URL"
-    api_key_required: ClassVar[bool] = True
-    error_codes: ClassVar = {
-        "AuthenticationError": AuthenticationError,
-        "AccountOverdueError": PermissionDeniedError,
-        "AccessDenied": PermissionDeniedError,
-        "QuotaExceeded": PermissionDeniedError,
-        "InvalidEndpointOrModel": NotFoundError,
-        "InvalidEndpoint": NotFoundError,
-        "ModelNotOpen": PermissionDeniedError,
-        "SensitiveContentDetected": ContentFilterError,
-        "InputTextSensitiveContentDetected": ContentFilterError,
-        "InputImageSensitiveContentDetected": ContentFilterError,
-        "OutputTextSensitiveContentDetected": ContentFilterError,
-        "RateLimitExceeded": RateLimitError,
-        "ServerOverloaded": RateLimitError,
-    }
 
-
-class ArkWorker(_ArkClient, OpenAICompatibleWorker):
+class ArkWorker(OpenAICompatibleWorker):
     """Doubao chat, vision and thinking models (reasoning_content; `thinking={"type":
     "enabled"|"disabled"|"auto"}`, `reasoning_effort`)."""
 
-    def tool_choice_forms(self, model: str) -> frozenset[str]:
+    endpoint: ClassVar[Endpoint] = ARK
+
+    def tool_choice_forms(self, model: str) -> frozenset[ToolChoiceMode]:
         if _FORCED_TOOLS.match(model):
             return self.tool_choices
         return frozenset({"auto", "none"})
 
 
-class ArkEmbeddingWorker(_ArkClient, OpenAICompatibleEmbeddingWorker):
+class ArkEmbeddingWorker(OpenAICompatibleEmbeddingWorker):
     """Doubao text embeddings (doubao-embedding-*: 4096 tokens per text, volcengine.com/docs/
     82379/1521766; the large and vision models' own limits are not checked)."""
 
+    endpoint: ClassVar[Endpoint] = ARK
     text_limits: ClassVar = {
         "doubao-embedding": TextLimit(tokens=4096),
         "doubao-embedding-text-240515": TextLimit(tokens=4096),

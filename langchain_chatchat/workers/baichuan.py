@@ -5,48 +5,51 @@ Transport: httpx via the OpenAI-compatible worker (Baichuan has no maintained Py
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
 from langchain_chatchat.workers.base import MessageRules
-from langchain_chatchat.workers.errors import ChatchatError, PermissionDeniedError
+from langchain_chatchat.workers.endpoint import Endpoint
+from langchain_chatchat.workers.errors import ErrorTable, PermissionDeniedError
 from langchain_chatchat.workers.openai_compatible import (
-    OpenAICompatibleClient,
     OpenAICompatibleEmbeddingWorker,
     OpenAICompatibleWorker,
+    ResponseFormat,
+    ToolChoiceMode,
 )
 from langchain_chatchat.workers.sampling import SamplingRanges
 
 DEFAULT_BASE_URL = "https://api.baichuan-ai.com/v1"
 
 
-class _BaichuanClient(OpenAICompatibleClient):
-    provider: ClassVar[str] = "baichuan"
-    default_base_url: ClassVar[str] = DEFAULT_BASE_URL
-    api_key_env: ClassVar[str] = "BAICHUAN_API_KEY"
-    base_url_env: ClassVar[str | None] = "BAICHUAN_BASE_URL"
-    api_key_required: ClassVar[bool] = True
+BAICHUAN = Endpoint(
+    provider="baichuan",
+    default_base_url=DEFAULT_BASE_URL,
+    api_key_env="BAICHUAN_API_KEY",
+    base_url_env="BAICHUAN_BASE_URL",
+    # An exhausted balance comes as HTTP 429 (platform.baichuan-ai.com/docs/api, 错误码:
+    # "insufficient_quota" / 余额不足): a quota error, not a throttle worth retrying.
+    errors=ErrorTable(
+        {"insufficient_quota": PermissionDeniedError},
+        messages=(
+            (
+                re.compile(r"insufficient (?:balance|quota)|余额不足", re.IGNORECASE),
+                PermissionDeniedError,
+            ),
+        ),
+    ),
+)
 
-    def classify_error(
-        self, status: int, code: str | None, kind: str | None, message: str
-    ) -> type[ChatchatError]:
-        """Baichuan answers an exhausted balance with HTTP 429 (platform.baichuan-ai.com/docs/api,
-        错误码: 429 "insufficient_quota"/余额不足): a quota error, not a throttle to retry."""
-        lowered = message.lower()
-        if status == 429 and (
-            "insufficient" in (code or "") + (kind or "") + lowered or "余额" in message
-        ):
-            return PermissionDeniedError
-        return super().classify_error(status, code, kind, message)
 
-
-class BaichuanWorker(_BaichuanClient, OpenAICompatibleWorker):
+class BaichuanWorker(OpenAICompatibleWorker):
     """Baichuan4 / Baichuan3-Turbo chat: text only, tools with "auto" choice only, no JSON
     response formats; usage comes on the final stream chunk (no stream_options)."""
 
+    endpoint: ClassVar[Endpoint] = BAICHUAN
     message_rules: ClassVar[MessageRules] = MessageRules(images=False)
     include_usage_option: ClassVar[bool] = False
-    tool_choices: ClassVar[frozenset[str]] = frozenset({"auto"})
-    response_formats: ClassVar[frozenset[str]] = frozenset()
+    tool_choices: ClassVar[frozenset[ToolChoiceMode]] = frozenset({"auto"})
+    response_formats: ClassVar[frozenset[ResponseFormat]] = frozenset()
 
     def sampling_ranges(self, model: str) -> SamplingRanges:
         """temperature in [0, 1], top_p in [0, 1) (platform.baichuan-ai.com/docs/api, 请求参数);
@@ -54,7 +57,8 @@ class BaichuanWorker(_BaichuanClient, OpenAICompatibleWorker):
         return {"temperature": (0.0, 1.0), "top_p": (0.0, 0.99)}
 
 
-class BaichuanEmbeddingWorker(_BaichuanClient, OpenAICompatibleEmbeddingWorker):
+class BaichuanEmbeddingWorker(OpenAICompatibleEmbeddingWorker):
     """Baichuan-Text-Embedding: at most 16 texts per request."""
 
+    endpoint: ClassVar[Endpoint] = BAICHUAN
     default_batch_size: ClassVar[int] = 16

@@ -10,10 +10,19 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from langchain_chatchat.workers.base import MessageRules
-from langchain_chatchat.workers.openai_compatible import OpenAICompatibleWorker
+from langchain_chatchat.workers.endpoint import Endpoint
+from langchain_chatchat.workers.openai_compatible import OpenAICompatibleWorker, ResponseFormat
 from langchain_chatchat.workers.types import ChatRequest
 
 DEFAULT_BASE_URL = "https://api.deepseek.com"
+
+
+DEEPSEEK = Endpoint(
+    provider="deepseek",
+    default_base_url=DEFAULT_BASE_URL,
+    api_key_env="DEEPSEEK_API_KEY",
+    base_url_env="DEEPSEEK_BASE_URL",
+)
 
 
 class DeepSeekWorker(OpenAICompatibleWorker):
@@ -35,15 +44,11 @@ class DeepSeekWorker(OpenAICompatibleWorker):
       `prompt_cache_hit_tokens` is the cached part of the prompt.
     """
 
-    provider: ClassVar[str] = "deepseek"
-    default_base_url: ClassVar[str] = DEFAULT_BASE_URL
-    api_key_env: ClassVar[str] = "DEEPSEEK_API_KEY"
-    base_url_env: ClassVar[str | None] = "DEEPSEEK_BASE_URL"
-    api_key_required: ClassVar[bool] = True
+    endpoint: ClassVar[Endpoint] = DEEPSEEK
     message_rules: ClassVar[MessageRules] = MessageRules(images=False)
-    response_formats: ClassVar[frozenset[str]] = frozenset({"json_object"})
+    response_formats: ClassVar[frozenset[ResponseFormat]] = frozenset({"json_object"})
     max_stop: ClassVar[int] = 16
-    echo_reasoning: ClassVar = "tool_calls"
+    echo_reasoning: ClassVar[Literal["never", "tool_calls", "always"]] = "tool_calls"
 
     def thinking_mode(self, request: ChatRequest) -> Literal["off", "switchable", "always"]:
         if request.model == "deepseek-reasoner":
