@@ -116,8 +116,9 @@ class QwenWorker(_DashScopeClient, ChatWorker):
 
     - tool_choice is "auto", "none" or a named function (qwen-api-reference: tool_choice; the
       API answers "required" with 400 'tool_choice is one of the strings that should be
-      ["none", "auto"]'): "any"/"required" forces the tool when exactly one is bound and is a
-      typed error with several (no documented form says "any of these");
+      ["none", "auto"]'): "any"/"required" forces the tool when exactly one is bound; with
+      several (no documented form says "any of these") it is "auto" plus a system instruction
+      to call one of them (`ANY_TOOL_INSTRUCTION`) — the model is asked, not forced;
     - thinking mode refuses a forced tool and JSON output (deep-thinking guide): on a hybrid
       model such a call runs with thinking off; a thinking-only model (QwQ, *-thinking) is
       offered only the forced tool with "auto", and JSON output is a typed error there.
@@ -160,6 +161,8 @@ class QwenWorker(_DashScopeClient, ChatWorker):
             payload["tools"] = request.tools
             if request.tool_choice is not None:
                 payload["tool_choice"] = _tool_choice(request.tool_choice, request.tools)
+                if request.tool_choice == "required" and payload["tool_choice"] == "auto":
+                    _add_system_instruction(payload["messages"], ANY_TOOL_INSTRUCTION)
         if request.user:
             extra.setdefault("user", request.user)
         payload.update(extra)  # enable_search, enable_thinking, thinking_budget, ...
@@ -322,21 +325,30 @@ def _to_dashscope_messages(messages: list[WorkerMessage]) -> list[dict[str, Any]
     return converted
 
 
+ANY_TOOL_INSTRUCTION = (
+    "You must answer by calling one of the provided tools; do not reply with text alone."
+)
+"""Added to the system prompt when a request forces "any" of several tools, which DashScope's
+tool_choice cannot express."""
+
+
 def _tool_choice(choice: str, tools: list[dict[str, Any]]) -> Any:
-    """DashScope's tool_choice: "auto", "none", or a function object to force one."""
+    """DashScope's tool_choice: "auto", "none", or a function object to force one ("required"
+    over several tools becomes "auto"; the caller adds `ANY_TOOL_INSTRUCTION`)."""
     if choice in ("auto", "none"):
         return choice
     if choice == "required":
         if len(tools) != 1:
-            raise BadRequestError(
-                "DashScope cannot force 'any of several tools' (its tool_choice is auto, none or "
-                f"one named function); name one of the {len(tools)} tools in tool_choice, or "
-                "bind a single tool",
-                provider=PROVIDER,
-                param="tool_choice",
-            )
+            return "auto"
         choice = tools[0]["function"]["name"]
     return {"type": "function", "function": {"name": choice}}
+
+
+def _add_system_instruction(messages: list[dict[str, Any]], instruction: str) -> None:
+    if messages and messages[0]["role"] == "system":
+        messages[0] = {**messages[0], "content": f"{messages[0]['content']}\n\n{instruction}"}
+    else:
+        messages.insert(0, {"role": "system", "content": instruction})
 
 
 # json_schema output is documented for these models only (help.aliyun.com/zh/model-studio/
@@ -354,11 +366,7 @@ def _fit_json_schema(payload: dict[str, Any]) -> None:
         "Answer with a single JSON object that conforms to this JSON schema:\n"
         + json.dumps(schema, ensure_ascii=False)
     )
-    messages = payload["messages"]
-    if messages and messages[0]["role"] == "system":
-        messages[0] = {**messages[0], "content": f"{messages[0]['content']}\n\n{instruction}"}
-    else:
-        messages.insert(0, {"role": "system", "content": instruction})
+    _add_system_instruction(payload["messages"], instruction)
     payload["response_format"] = {"type": "json_object"}
 
 

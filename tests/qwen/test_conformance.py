@@ -60,11 +60,12 @@ def test_any_with_one_tool_forces_it_by_name(emulator):
     }
 
 
-def test_any_with_several_tools_is_a_typed_error_before_sending(emulator):
-    with pytest.raises(BadRequestError, match="any of several tools") as caught:
-        _qwen(emulator).bind_tools([add, multiply], tool_choice="any").invoke("hi")
-    assert caught.value.param == "tool_choice"
-    assert emulator.requests == []
+def test_any_with_several_tools_is_auto_with_an_instruction(emulator):
+    result = _qwen(emulator).bind_tools([add, multiply], tool_choice="any").invoke("Hello!")
+    assert result.tool_calls
+    parameters, messages = sent(emulator)["parameters"], sent(emulator)["input"]["messages"]
+    assert parameters["tool_choice"] == "auto"
+    assert messages[0] == {"role": "system", "content": qwen_worker.ANY_TOOL_INSTRUCTION}
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,6 @@ from langchain_tests.unit_tests import ChatModelUnitTests, EmbeddingsUnitTests
 
 from langchain_chatchat import ChatQwen, QwenEmbeddings
 from langchain_chatchat.testing import DashScopeEmulator
-from langchain_chatchat.workers.errors import BadRequestError
 
 _emulator: DashScopeEmulator | None = None
 
@@ -94,16 +93,6 @@ class TestChatQwenIntegration(ChatModelIntegrationTests):
     @property
     def model_override_value(self) -> str:
         return "qwen-turbo"
-
-    @pytest.mark.xfail(
-        reason="DashScope has no tool_choice for 'any of several tools' (auto, none or one named "
-        "function): tool_choice='any' over the suite's two tools is a typed BadRequestError; "
-        "'any' with one tool and named choices are checked in test_chat_qwen",
-        raises=BadRequestError,
-        strict=True,
-    )
-    def test_tool_choice(self, model: Any) -> None:
-        super().test_tool_choice(model)
 
 
 class TestQwenEmbeddingsUnit(EmbeddingsUnitTests):
