@@ -6,6 +6,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from langchain_chatchat.chat_models.base import ChatchatChatModel
 from langchain_chatchat.chat_models.openai_compatible import ChatOpenAICompatible
 from langchain_chatchat.workers.ark import ArkWorker
 from langchain_chatchat.workers.sampling import thinking_switch
@@ -31,6 +32,10 @@ class ChatArk(ChatOpenAICompatible):
     """How hard a thinking model thinks (doubao-seed-1.6+; "minimal" = no thinking)."""
 
     worker_class: ClassVar = ArkWorker
+    call_options: ClassVar[frozenset[str]] = ChatchatChatModel.call_options | {
+        "thinking",
+        "reasoning_effort",  # volcengine.com/docs/82379/1494384 (the SDK's create() takes it)
+    }
 
     def _extra_params(self) -> dict[str, Any]:
         return {**thinking_switch(self.thinking), "reasoning_effort": self.reasoning_effort}

@@ -6,6 +6,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from langchain_chatchat.chat_models.base import ChatchatChatModel
 from langchain_chatchat.chat_models.openai_compatible import ChatOpenAICompatible
 from langchain_chatchat.workers.deepseek import DeepSeekWorker
 from langchain_chatchat.workers.sampling import thinking_switch
@@ -33,6 +34,11 @@ class ChatDeepSeek(ChatOpenAICompatible):
     """How long the model thinks in thinking mode (unverified: newer models only)."""
 
     worker_class: ClassVar = DeepSeekWorker
+    # api-docs.deepseek.com/guides/thinking_mode.
+    call_options: ClassVar[frozenset[str]] = ChatchatChatModel.call_options | {
+        "thinking",
+        "reasoning_effort",
+    }
 
     def _extra_params(self) -> dict[str, Any]:
         return {**thinking_switch(self.thinking), "reasoning_effort": self.reasoning_effort}

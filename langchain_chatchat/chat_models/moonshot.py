@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
+from langchain_chatchat.chat_models.base import ChatchatChatModel
 from langchain_chatchat.chat_models.openai_compatible import ChatOpenAICompatible
 from langchain_chatchat.workers.moonshot import MoonshotWorker
 from langchain_chatchat.workers.sampling import thinking_switch
@@ -28,6 +29,9 @@ class ChatMoonshot(ChatOpenAICompatible):
     back on tool-call turns, as thinking models require."""
 
     worker_class: ClassVar = MoonshotWorker
+    # The thinking switch of kimi-k2.5+ (platform.moonshot.cn, kimi-k2.5 quickstart); the
+    # other provider extras are unverified: OpenAI-standard options only (the stricter choice).
+    call_options: ClassVar[frozenset[str]] = ChatchatChatModel.call_options | {"thinking"}
 
     def _extra_params(self) -> dict[str, Any]:
         return thinking_switch(self.thinking)

@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
+from langchain_chatchat.chat_models.base import ChatchatChatModel
 from langchain_chatchat.chat_models.openai_compatible import ChatOpenAICompatible
 from langchain_chatchat.workers.sampling import thinking_switch
 from langchain_chatchat.workers.zhipu import ZhipuWorker
@@ -35,6 +36,14 @@ class ChatZhipu(ChatOpenAICompatible):
     """Sign the key into a JWT (Zhipu's documented scheme); False sends the key as it is."""
 
     worker_class: ClassVar = ZhipuWorker
+    # open.bigmodel.cn chat-completions reference.
+    call_options: ClassVar[frozenset[str]] = ChatchatChatModel.call_options | {
+        "thinking",
+        "tool_stream",  # docs.bigmodel.cn 工具流式输出
+        "do_sample",
+        "request_id",
+        "user_id",
+    }
 
     def _extra_params(self) -> dict[str, Any]:
         params = thinking_switch(self.thinking, clear_thinking=self.clear_thinking)

@@ -182,9 +182,10 @@ class OpenAICompatibleWorker(HTTPWorker, ChatWorker):
         return request
 
     def build_payload(self, request: ChatRequest) -> dict[str, Any]:
+        messages = [self.convert_message(m) for m in request.messages]
         payload: dict[str, Any] = {
             "model": request.model,
-            "messages": [self.convert_message(m) for m in request.messages],
+            "messages": messages,
             "stream": request.stream,
         }
         if request.stream and self.include_usage_option:
@@ -204,6 +205,7 @@ class OpenAICompatibleWorker(HTTPWorker, ChatWorker):
                 )
             )
         payload.update(request.extra)
+        payload.update(model=request.model, messages=messages, stream=request.stream)
         if is_forced(payload.get("tool_choice")):
             mode = self.thinking_mode(request)
             if mode == "switchable":
