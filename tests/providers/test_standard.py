@@ -151,7 +151,7 @@ class TestChatAzureOpenAIIntegration(_ChatIntegration): provider = "azure"
 # The same suites on each provider's vision models (image switches on by the worker's rules).
 class TestChatZhipuVisionIntegration(_ChatIntegration): provider, tested_model = "zhipu", "glm-4v-plus"
 class TestChatQianfanVisionIntegration(_ChatIntegration): provider, tested_model = "qianfan", "ernie-4.5-turbo-vl-32k"
-class TestChatArkVisionIntegration(_ChatIntegration): provider, tested_model = "ark", "doubao-1-5-vision-pro-32k-250115"
+class TestChatArkVisionIntegration(_ChatIntegration): provider, tested_model = "ark", "doubao-seed-1-6-250615"
 class TestChatMoonshotVisionIntegration(_ChatIntegration): provider, tested_model = "moonshot", "moonshot-v1-8k-vision-preview"
 class TestChatMiniMaxVisionIntegration(_ChatIntegration): provider, tested_model = "minimax", "MiniMax-VL-01"
 class TestChatOpenAICompatibleAudioIntegration(_ChatIntegration): provider, tested_model = "openai_compatible", "gpt-4o-audio-preview"
