@@ -353,11 +353,6 @@ def _deepseek_rules(call: Call) -> None:
     _deepseek_forced_tools(call)
 
 
-def _deepseek_rules(call: Call) -> None:
-    _deepseek_check(call)
-    _deepseek_forced_tools(call)
-
-
 _KIMI_SWITCHABLE_THINKING = re.compile(r"kimi-k(?:2\.[5-9]|[3-9])")
 
 

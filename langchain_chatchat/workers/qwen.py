@@ -43,7 +43,13 @@ from langchain_chatchat.workers.errors import (
     retry_after_seconds,
 )
 from langchain_chatchat.workers.limits import TextLimit, check_texts
-from langchain_chatchat.workers.sampling import clamp_sampling, is_forced, unforce_tools
+from langchain_chatchat.workers.sampling import (
+    ANY_TOOL_INSTRUCTION,
+    add_system_instruction,
+    clamp_sampling,
+    is_forced,
+    unforce_tools,
+)
 from langchain_chatchat.workers.streaming import CumulativeToIncremental, ToolCallHeaders
 from langchain_chatchat.workers.types import (
     ChatDelta,
@@ -196,7 +202,7 @@ class QwenWorker(_DashScopeClient, ChatWorker):
             if request.tool_choice is not None:
                 payload["tool_choice"] = _tool_choice(request.tool_choice, request.tools)
                 if request.tool_choice == "required" and payload["tool_choice"] == "auto":
-                    _add_system_instruction(payload["messages"], ANY_TOOL_INSTRUCTION)
+                    add_system_instruction(payload["messages"], ANY_TOOL_INSTRUCTION)
         if request.user:
             extra.setdefault("user", request.user)
         payload.update(extra)  # enable_search, enable_thinking, thinking_budget, ...
@@ -360,13 +366,6 @@ def _to_dashscope_messages(messages: list[WorkerMessage]) -> list[dict[str, Any]
     return converted
 
 
-ANY_TOOL_INSTRUCTION = (
-    "You must answer by calling one of the provided tools; do not reply with text alone."
-)
-"""Added to the system prompt when a request forces "any" of several tools, which DashScope's
-tool_choice cannot express."""
-
-
 def _tool_choice(choice: str, tools: list[dict[str, Any]]) -> Any:
     """DashScope's tool_choice: "auto", "none", or a function object to force one ("required"
     over several tools becomes "auto"; the caller adds `ANY_TOOL_INSTRUCTION`)."""
@@ -377,13 +376,6 @@ def _tool_choice(choice: str, tools: list[dict[str, Any]]) -> Any:
             return "auto"
         choice = tools[0]["function"]["name"]
     return {"type": "function", "function": {"name": choice}}
-
-
-def _add_system_instruction(messages: list[dict[str, Any]], instruction: str) -> None:
-    if messages and messages[0]["role"] == "system":
-        messages[0] = {**messages[0], "content": f"{messages[0]['content']}\n\n{instruction}"}
-    else:
-        messages.insert(0, {"role": "system", "content": instruction})
 
 
 # json_schema output is documented for these models only (help.aliyun.com/zh/model-studio/
@@ -401,7 +393,7 @@ def _fit_json_schema(payload: dict[str, Any]) -> None:
         "Answer with a single JSON object that conforms to this JSON schema:\n"
         + json.dumps(schema, ensure_ascii=False)
     )
-    _add_system_instruction(payload["messages"], instruction)
+    add_system_instruction(payload["messages"], instruction)
     payload["response_format"] = {"type": "json_object"}
 
 
