@@ -68,7 +68,9 @@ Kind = Literal["chat", "embeddings"]
 Protocol = Literal["openai", "langserve"]
 
 # Paths the app itself owns; a model with one of these names would shadow them.
-RESERVED_NAMES = frozenset({"v1", "health", "ready", "metrics", "docs", "redoc", "openapi.json"})
+RESERVED_NAMES = frozenset(
+    {"v1", "health", "ready", "metrics", "docs", "redoc", "openapi.json", "web", "favicon.ico"}
+)
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
