@@ -21,6 +21,7 @@ from sse_starlette.sse import AppStatus
 from starlette.responses import Response
 
 from langchain_chatchat import __version__
+from langchain_chatchat.server.access_log import configure_logging
 from langchain_chatchat.server.config import ChatchatConfig, load_config
 from langchain_chatchat.server.defaults import default_config
 from langchain_chatchat.server.langserve_routes import add_langserve_routes
@@ -72,6 +73,7 @@ def create_app(config: ConfigSource | None = None) -> FastAPI:
     install_web(app)
     if config.server.api_keys:
         _declare_bearer_auth(app)
+    configure_logging(config.server.access_log)
     return app
 
 
