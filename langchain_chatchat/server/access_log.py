@@ -71,6 +71,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        root_path = scope.get("root_path", "")
         request_id = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
         if not _CLIENT_REQUEST_ID.match(request_id):
             request_id = uuid.uuid4().hex.encode()
@@ -90,7 +91,7 @@ class RequestContextMiddleware:
         finally:
             _current.reset(token)
             seconds = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", "unmatched")
+            route = self.metrics.routes.label(scope, root_path)
             self.metrics.observe_http(scope["method"], route, status, seconds)
             if self.access_log and logger.isEnabledFor(logging.INFO):
                 fields = _fields(scope, context, status, seconds)

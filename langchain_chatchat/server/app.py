@@ -73,6 +73,7 @@ def create_app(config: ConfigSource | None = None) -> FastAPI:
     install_web(app)
     if config.server.api_keys:
         _declare_bearer_auth(app)
+    metrics.routes.bind(app.routes, [served.name for served in registry])
     configure_logging(config.server.access_log)
     return app
 

@@ -28,7 +28,7 @@ def banner(
         f"auth: on ({keys} API key{'s' if keys != 1 else ''}; clients send"
         " 'Authorization: Bearer <key>', the browser pages ask for one)"
         if keys
-        else "auth: off (no server.api_keys: anyone who can reach the port can use it)"
+        else "auth: off (no server.api_keys)"
     )
     lines.append("open:")
     links = [
