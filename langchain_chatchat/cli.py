@@ -141,11 +141,15 @@ def emulator(
     """Run a provider's emulator on 127.0.0.1 and print a config that uses it (Ctrl+C stops)."""
     from langchain_chatchat import cli_emulator  # the emulators load only for this command
 
-    if list_ or name is None:
+    if list_:
         typer.echo("\n".join(cli_emulator.EMULATED))
-        if name is None and not list_:
-            raise typer.Exit(code=2)
         return
+    if name is None:
+        typer.echo(
+            f"chatchat: name a provider: {', '.join(cli_emulator.EMULATED)} (or pass --list)",
+            err=True,
+        )
+        raise typer.Exit(code=2)
     try:
         emulated = cli_emulator.resolve(name)
     except LookupError as error:
