@@ -14,6 +14,7 @@ import ipaddress
 import os
 import socket
 import threading
+import typing
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -24,8 +25,14 @@ from langchain_chatchat import __version__
 from langchain_chatchat.server.access_log import uvicorn_log_config
 from langchain_chatchat.server.app import create_app
 from langchain_chatchat.server.banner import banner
-from langchain_chatchat.server.config import ChatchatConfig, ConfigError, load_config
+from langchain_chatchat.server.config import (
+    ChatchatConfig,
+    ConfigError,
+    ServerSettings,
+    load_config,
+)
 from langchain_chatchat.server.defaults import CONFIG_ENV, default_config
+from langchain_chatchat.server.protocol import uvicorn_options
 from langchain_chatchat.server.registry import ModelRegistry
 
 app = typer.Typer(
@@ -74,12 +81,21 @@ def serve(
         int | None,
         typer.Option(min=1, max=65535, help="Port (default: the config's, 20000)."),
     ] = None,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            help="Log level of uvicorn and of the package's loggers (default: the config's, info)."
+        ),
+    ] = None,
 ) -> None:
     """Start the server."""
     settings = _load(config)
     host = host or settings.server.host
     port = settings.server.port if port is None else port
+    level = (log_level or settings.server.log_level).lower()
+    if level not in typing.get_args(ServerSettings.model_fields["log_level"].annotation):
+        typer.echo(f"chatchat: unknown log level {log_level!r}", err=True)
+        raise typer.Exit(code=2)
     _check_port_free(host, port)
     try:
         application = create_app(settings)
@@ -99,13 +115,16 @@ def serve(
             " anyone who can reach it can use it",
             err=True,
         )
+    log_config = uvicorn_log_config()
+    log_config["loggers"]["langchain_chatchat"]["level"] = level.upper()
     uvicorn.run(
         application,
         host=host,
         port=port,
-        log_level=log_level,
-        log_config=uvicorn_log_config(),
+        log_level=level,
+        log_config=log_config,
         access_log=False,  # ours (`server.access_log`) has request ids, models and replicas
+        **uvicorn_options(settings.server),
     )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from langchain_chatchat.providers import get_provider
-from langchain_chatchat.testing import DashScopeEmulator, EmulatorBase, OpenAICompatibleEmulator
+from langchain_chatchat.testing import DashScopeEmulator, OpenAICompatibleEmulator
 from langchain_chatchat.testing.openai_compatible import PROFILES
 
 
@@ -54,10 +54,11 @@ def resolve(name: str) -> Emulated:
     return EMULATED[canonical]
 
 
-def start(emulated: Emulated, port: int = 0) -> EmulatorBase:
+def start(emulated: Emulated, port: int = 0) -> DashScopeEmulator | OpenAICompatibleEmulator:
     """Start the provider's emulator on 127.0.0.1 (`port` 0: any free port)."""
+    emulator: DashScopeEmulator | OpenAICompatibleEmulator
     if emulated.provider == "qwen":
-        emulator: EmulatorBase = DashScopeEmulator()
+        emulator = DashScopeEmulator()
     else:
         emulator = OpenAICompatibleEmulator(emulated.provider)
     return emulator.start(port=port)

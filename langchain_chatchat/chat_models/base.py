@@ -13,7 +13,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from operator import itemgetter
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, cast
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
@@ -31,6 +31,7 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import (
+    BaseModel,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -41,6 +42,8 @@ from pydantic import (
 
 from langchain_chatchat.chat_models.messages import to_ai_chunk, to_ai_message, to_worker_messages
 from langchain_chatchat.workers.base import ChatWorker
+from langchain_chatchat.workers.errors import BadRequestError
+from langchain_chatchat.workers.redact import register_model_secrets
 from langchain_chatchat.workers.types import ChatRequest
 
 # Call-time keyword arguments that map onto ChatRequest fields; anything else goes to `extra`.
@@ -77,6 +80,29 @@ class ChatchatChatModel(BaseChatModel):
     """Provider parameters not declared as fields, sent as they are."""
 
     provider: ClassVar[str] = "chatchat"
+    call_options: ClassVar[frozenset[str]] = frozenset(
+        {
+            "temperature",
+            "top_p",
+            "max_tokens",
+            "max_completion_tokens",
+            "stop",
+            "seed",
+            "tools",
+            "tool_choice",
+            "parallel_tool_calls",
+            "response_format",
+            "user",
+            "presence_penalty",
+            "frequency_penalty",
+            "stream",  # LangChain's own switch between `_generate` and `_stream`
+            "model",  # LangChain's per-call override; on HTTP the body's `model` picks the name
+        }
+    )
+    """What a call (`invoke(**kwargs)`, an HTTP body) may set: OpenAI's per-call options here,
+    each provider class adding the extras its API documents. Anything else is a
+    `BadRequestError`; operator settings (keys, URLs, headers, timeouts, retries) are fields
+    and `model_kwargs`, never call options."""
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
 
     _worker: ChatWorker = PrivateAttr()
@@ -91,6 +117,7 @@ class ChatchatChatModel(BaseChatModel):
 
     @model_validator(mode="after")
     def _init_worker(self) -> ChatchatChatModel:
+        register_model_secrets(self)  # masked in every error and log line from now on
         self._worker = self._build_worker()
         return self
 
@@ -149,11 +176,10 @@ class ChatchatChatModel(BaseChatModel):
     ) -> ChatRequest:
         """The worker request for `messages` with this model's settings and the call's options
         (what `invoke(messages, stop=..., **kwargs)` sends)."""
-        for name in _TRACING_KWARGS:
-            kwargs.pop(name, None)
+        self._check_call_options(kwargs)
         params = {**self._default_params(), **kwargs}
         params.pop("stream", None)
-        model = params.pop("model", None) or params.pop("model_name", None) or self.model
+        model = params.pop("model", None) or self.model
         fields = {name: params.pop(name) for name in _REQUEST_FIELDS if name in params}
         if "max_completion_tokens" in params:
             fields["max_tokens"] = params.pop("max_completion_tokens")
@@ -165,6 +191,19 @@ class ChatchatChatModel(BaseChatModel):
             extra=params,
             **fields,
         )
+
+    def _check_call_options(self, kwargs: dict[str, Any]) -> None:
+        """Drop LangChain's tracing-only arguments; refuse any argument not in `call_options`."""
+        for name in _TRACING_KWARGS:
+            kwargs.pop(name, None)
+        unknown = sorted(name for name in kwargs if name not in self.call_options)
+        if unknown:
+            plural = "s" if len(unknown) > 1 else ""
+            raise BadRequestError(
+                f"Unrecognized request argument{plural} supplied: {', '.join(unknown)}",
+                provider=self.provider,
+                param=unknown[0],
+            )
 
     # -- generation ------------------------------------------------------------------------
     def _generate(
@@ -268,7 +307,7 @@ class ChatchatChatModel(BaseChatModel):
                 ls_structured_output_format={"kwargs": {"method": method}, "schema": schema},
             )
             parser: Runnable = (
-                PydanticToolsParser(tools=[schema], first_tool_only=True)
+                PydanticToolsParser(tools=[cast(type[BaseModel], schema)], first_tool_only=True)
                 if is_pydantic
                 else JsonOutputKeyToolsParser(key_name=tool_name, first_tool_only=True)
             )
@@ -277,9 +316,7 @@ class ChatchatChatModel(BaseChatModel):
                 response_format={"type": "json_object"},
                 ls_structured_output_format={"kwargs": {"method": method}, "schema": schema},
             )
-            parser = (
-                PydanticOutputParser(pydantic_object=schema) if is_pydantic else JsonOutputParser()
-            )
+            parser = _json_parser(schema, is_pydantic)
         elif method == "json_schema":
             if schema is None:
                 raise ValueError("method='json_schema' needs a schema")
@@ -297,9 +334,7 @@ class ChatchatChatModel(BaseChatModel):
                 response_format=response_format,
                 ls_structured_output_format={"kwargs": {"method": method}, "schema": json_schema},
             )
-            parser = (
-                PydanticOutputParser(pydantic_object=schema) if is_pydantic else JsonOutputParser()
-            )
+            parser = _json_parser(schema, is_pydantic)
         else:
             raise ValueError(
                 f"unknown method {method!r}; use function_calling, json_mode or json_schema"
@@ -313,6 +348,11 @@ class ChatchatChatModel(BaseChatModel):
         return RunnableMap(raw=llm) | parse.with_fallbacks(
             [fallback], exception_key="parsing_error"
         )
+
+
+def _json_parser(schema: Any, is_pydantic: bool) -> Runnable:
+    """Parses a JSON reply into `schema` (a pydantic class) or a plain dict."""
+    return PydanticOutputParser(pydantic_object=schema) if is_pydantic else JsonOutputParser()
 
 
 def _type_errors_invalid(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:

@@ -22,13 +22,14 @@ from langchain_core.output_parsers.openai_tools import make_invalid_tool_call, p
 from langchain_chatchat.workers.errors import BadRequestError
 from langchain_chatchat.workers.types import (
     ChatDelta,
+    Role,
     Usage,
     WorkerMessage,
     WorkerResult,
     WorkerToolCall,
 )
 
-_ROLES = {
+_ROLES: dict[str, Role] = {
     "system": "system",
     "developer": "system",
     "user": "user",
@@ -120,11 +121,11 @@ def _to_openai_part(part: str | dict[str, Any]) -> dict[str, Any]:
 
 
 def usage_metadata(usage: Usage) -> UsageMetadata:
-    metadata = UsageMetadata(
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        total_tokens=usage.total_tokens or usage.input_tokens + usage.output_tokens,
-    )
+    metadata: UsageMetadata = {
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens or usage.input_tokens + usage.output_tokens,
+    }
     if usage.cached_tokens is not None:
         metadata["input_token_details"] = {"cache_read": usage.cached_tokens}
     if usage.reasoning_tokens is not None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from langchain_chatchat.workers.base import EmbeddingWorker
+from langchain_chatchat.workers.redact import register_model_secrets
 from langchain_chatchat.workers.types import EmbeddingRequest, EmbeddingResult
 
 
@@ -37,6 +38,7 @@ class ChatchatEmbeddings(BaseModel, Embeddings):
 
     @model_validator(mode="after")
     def _init_worker(self) -> ChatchatEmbeddings:
+        register_model_secrets(self)  # masked in every error and log line from now on
         self._worker = self._build_worker()
         return self
 
@@ -44,12 +46,14 @@ class ChatchatEmbeddings(BaseModel, Embeddings):
     def worker(self) -> EmbeddingWorker:
         return self._worker
 
-    def _request(self, texts: list[str], text_type: str) -> EmbeddingRequest:
+    def _request(
+        self, texts: list[str], text_type: Literal["document", "query"]
+    ) -> EmbeddingRequest:
         return EmbeddingRequest(
             model=self.model,
             texts=list(texts),
             dimensions=self.dimensions,
-            text_type=text_type,  # type: ignore[arg-type]
+            text_type=text_type,
             extra=dict(self.model_kwargs),
         )
 

@@ -152,7 +152,7 @@ def uvicorn_log_config() -> dict[str, Any]:
     return config
 
 
-def configure_logging(access_log: bool) -> None:
+def configure_logging(access_log: bool, level: str = "info") -> None:
     """Under `uvicorn --factory` (uvicorn configured its loggers, nobody configured ours): log
     as `chatchat serve` does, and let our access log replace uvicorn's. Anywhere else (tests,
     notebooks, an app that set up logging) nothing changes."""
@@ -163,7 +163,7 @@ def configure_logging(access_log: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(ChatchatFormatter())
     package.addHandler(handler)
-    package.setLevel(logging.INFO)
+    package.setLevel(level.upper())
     package.propagate = False
     if access_log:
         logging.getLogger("uvicorn.access").setLevel(logging.WARNING)

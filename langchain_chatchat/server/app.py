@@ -74,7 +74,7 @@ def create_app(config: ConfigSource | None = None) -> FastAPI:
     if config.server.api_keys:
         _declare_bearer_auth(app)
     metrics.routes.bind(app.routes, [served.name for served in registry])
-    configure_logging(config.server.access_log)
+    configure_logging(config.server.access_log, config.server.log_level)
     return app
 
 

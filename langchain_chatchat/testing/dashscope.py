@@ -300,8 +300,8 @@ class DashScopeEmulator(EmulatorBase):
         abort_after = reply.drop_after_chunks
         if isinstance(item, Fault):  # a stream error: some chunks, then the error event
             frames = frames[: min(item.after_chunks, len(frames) - 1)]
-            error = {"code": item.code, "message": item.message, "request_id": record.request_id}
-            frames.append(_frame(len(frames) + 1, error, status=item.status))
+            failure = {"code": item.code, "message": item.message, "request_id": record.request_id}
+            frames.append(_frame(len(frames) + 1, failure, status=item.status))
         pieces = [
             (reply.first_chunk_delay if i == 0 else reply.chunk_delay, frame)
             for i, frame in enumerate(frames)

@@ -384,7 +384,9 @@ class _Render:
                     ],
                 }
             )
-        deltas = [{self.profile.reasoning_key: t} for t in split_tokens(self.reply.reasoning)]
+        deltas: list[dict[str, Any]] = [
+            {self.profile.reasoning_key: t} for t in split_tokens(self.reply.reasoning)
+        ]
         deltas += [{"content": t} for t in split_tokens(self.reply.text)]
         for index, (cid, name, args) in enumerate(self.calls):
             deltas.append(

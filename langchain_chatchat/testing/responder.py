@@ -25,7 +25,7 @@ import math
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 from langchain_chatchat.testing.script import Reply, ToolCallReply
 
@@ -143,8 +143,10 @@ class Responder:
             text = "The result is " + "; ".join(r.strip().rstrip(".") for r in results) + "."
             reasoning = "The tool has answered, so I will report its result."
         else:
-            text = _json_answer(messages, user_text, response_format)
-            if text is None:
+            answer = _json_answer(messages, user_text, response_format)
+            if answer is not None:
+                text = answer
+            else:
                 text = (
                     f"Hello! You said: {user_text}"
                     if user_text.strip()
@@ -352,14 +354,14 @@ def _synthesize(
 
 def _bounded(value: float | None, schema: Mapping[str, Any], *, integer: bool) -> float | int:
     """``value`` (or a default) moved inside the schema's bounds."""
-    lows = [schema.get("minimum")] + [
+    lows = [b for b in [schema.get("minimum")] if _is_number(b)] + [
         b + 1 for b in [schema.get("exclusiveMinimum")] if _is_number(b)
     ]
-    highs = [schema.get("maximum")] + [
+    highs = [b for b in [schema.get("maximum")] if _is_number(b)] + [
         b - 1 for b in [schema.get("exclusiveMaximum")] if _is_number(b)
     ]
-    low = max((b for b in lows if _is_number(b)), default=None)
-    high = min((b for b in highs if _is_number(b)), default=None)
+    low = max(lows, default=None)
+    high = min(highs, default=None)
     result = 1 if value is None else value
     if high is not None and result > high:
         result = high
@@ -368,7 +370,7 @@ def _bounded(value: float | None, schema: Mapping[str, Any], *, integer: bool) -
     return round(result) if integer else result
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 

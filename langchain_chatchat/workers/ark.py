@@ -1,6 +1,6 @@
 """Volcengine Ark (火山方舟): Doubao models and custom endpoint ids (`ep-...`), OpenAI-style v3 API.
 
-Transport: httpx via the OpenAI-compatible worker. The official `volcengine-python-sdk[ark]`
+Transport: HTTPTransport via the OpenAI-compatible worker. The official `volcengine-python-sdk[ark]`
 has an async client, but it wraps this same wire format and pulls in a large dependency tree.
 """
 

@@ -1,6 +1,6 @@
 """Azure OpenAI: OpenAI's wire format on a resource/deployment path with an api-version query.
 
-Transport: httpx via the OpenAI-compatible worker (the `openai` SDK's AzureOpenAI speaks the
+Transport: HTTPTransport via the OpenAI-compatible worker (the `openai` SDK's AzureOpenAI speaks the
 same protocol; httpx keeps the runtime dependencies lean).
 """
 

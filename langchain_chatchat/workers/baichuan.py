@@ -1,6 +1,6 @@
 """Baichuan (百川): OpenAI-style chat and embeddings at api.baichuan-ai.com/v1.
 
-Transport: httpx via the OpenAI-compatible worker (Baichuan has no maintained Python SDK).
+Transport: HTTPTransport via the OpenAI-compatible worker (Baichuan has no maintained Python SDK).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """DeepSeek (api.deepseek.com): OpenAI-style, with reasoning_content from thinking models.
 
-Transport: httpx via the OpenAI-compatible worker (DeepSeek ships no SDK of its own; its docs
-use the OpenAI SDK against this same wire format).
+Transport: HTTPTransport via the OpenAI-compatible worker (DeepSeek ships no SDK of its own;
+its docs use the OpenAI SDK against this same wire format).
 """
 
 from __future__ import annotations

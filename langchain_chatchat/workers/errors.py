@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core import exceptions as lc_exceptions
 
+from langchain_chatchat.workers.redact import redact
+
 if TYPE_CHECKING:
     from langchain_core.exceptions import (
         ContextOverflowError,
@@ -76,6 +78,7 @@ class ChatchatError(Exception):
         retry_after: float | None = None,
         param: str | None = None,
     ) -> None:
+        message = redact(message)  # upstream text may quote a key: it never travels on
         super().__init__(message)
         self.message = message
         self.provider = provider
@@ -87,6 +90,7 @@ class ChatchatError(Exception):
             self.status_code = status_code
         if retryable is not None:
             self.retryable = retryable
+        self.is_retryable = self.retryable  # langchain-core's name for it
 
     def __str__(self) -> str:
         parts = [self.message]
@@ -103,10 +107,6 @@ class ChatchatError(Exception):
         if details:
             parts.append(f"({details})")
         return " ".join(parts)
-
-    @property
-    def is_retryable(self) -> bool:  # langchain-core's name for `retryable`
-        return self.retryable
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Keep keyword-only attributes through pickling (multiprocessing, LangServe)."""

@@ -1,6 +1,6 @@
 """MiniMax: the current chat API (`/v1/text/chatcompletion_v2`) and `embo-01` embeddings.
 
-Transport: httpx via the OpenAI-compatible worker (MiniMax has no maintained Python SDK).
+Transport: HTTPTransport via the OpenAI-compatible worker (MiniMax has no maintained Python SDK).
 
 MiniMax differs from OpenAI in three places, all handled here:
 - failures can come back as HTTP 200 with `base_resp: {status_code, status_msg}` (also inside

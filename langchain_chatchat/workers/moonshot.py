@@ -1,8 +1,8 @@
 """Moonshot AI (Kimi): OpenAI-style chat at api.moonshot.cn/v1.
 
-Transport: httpx via the OpenAI-compatible worker (Moonshot documents the OpenAI SDK and has no
-SDK of its own). Quirks handled by the base: streamed usage arrives inside the finishing choice
-(`choices[0].usage`), cached tokens as a top-level `cached_tokens`.
+Transport: HTTPTransport via the OpenAI-compatible worker (Moonshot documents the OpenAI SDK
+and has no SDK of its own). Quirks handled by the base: streamed usage arrives inside the
+finishing choice (`choices[0].usage`), cached tokens as a top-level `cached_tokens`.
 """
 
 from __future__ import annotations

@@ -112,9 +112,10 @@ class OpenAICompatibleWorker(HTTPWorker, ChatWorker):
         return request
 
     def build_payload(self, request: ChatRequest) -> dict[str, Any]:
+        messages = [self.convert_message(m) for m in request.messages]
         payload: dict[str, Any] = {
             "model": request.model,
-            "messages": [self.convert_message(m) for m in request.messages],
+            "messages": messages,
             "stream": request.stream,
         }
         if request.stream and self.include_usage_option:
@@ -128,6 +129,7 @@ class OpenAICompatibleWorker(HTTPWorker, ChatWorker):
         if request.tools:
             payload.update(self.convert_tool_choice(request.tools, request.tool_choice))
         payload.update(request.extra)
+        payload.update(model=request.model, messages=messages, stream=request.stream)
         return self.adjust_payload(payload, request)
 
     def adjust_payload(self, payload: dict[str, Any], request: ChatRequest) -> dict[str, Any]:

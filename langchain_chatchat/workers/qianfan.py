@@ -1,7 +1,7 @@
 """Baidu Qianfan (ERNIE) through the current OpenAI-style v2 API with bearer API keys.
 
-Transport: httpx via the OpenAI-compatible worker. The `qianfan` SDK targets the older
-AK/SK + access-token API (the one Chatchat 0.2 called) and is heavy; v2 needs neither.
+Transport: HTTPTransport via the OpenAI-compatible worker. The `qianfan` SDK targets the older
+AK/SK + access-token API and is heavy; v2 needs neither.
 """
 
 from __future__ import annotations
@@ -51,8 +51,7 @@ QIANFAN = Endpoint(
 
 class QianfanWorker(OpenAICompatibleWorker):
     """ERNIE chat. ERNIE conversations alternate user/assistant after the system prompt, so
-    back-to-back user (or assistant) turns are merged — Chatchat 0.2 sent them as they were and
-    then crashed on the error body (`KeyError: 'choices'`) on the second turn."""
+    back-to-back user (or assistant) turns are merged instead of being refused upstream."""
 
     endpoint: ClassVar[Endpoint] = QIANFAN
     message_rules: ClassVar[MessageRules] = MessageRules(

@@ -23,7 +23,7 @@ from dashscope.client.base_api import BaseAioApi
 try:  # newer SDKs keep one aiohttp session per event loop, and never close it themselves
     from dashscope.api_entities.aio_session import close_shared_aio_session
 except ImportError:  # older SDKs open a session per call: nothing stays open
-    close_shared_aio_session = None
+    close_shared_aio_session = None  # type: ignore[assignment]  # checked before each use
 
 from langchain_chatchat.workers.base import ChatWorker, EmbeddingWorker
 from langchain_chatchat.workers.errors import (
@@ -60,6 +60,7 @@ class _DashScopeClient:
     """Credentials and endpoint shared by the chat and embedding workers."""
 
     provider = PROVIDER
+    timeout: float | None  # set by the worker base class
 
     def _init_client(self, api_key: str | None, base_url: str | None) -> None:
         if not api_key:
@@ -77,8 +78,8 @@ class _DashScopeClient:
 
     def _sdk_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"api_key": self._api_key, "base_address": self.base_url}
-        if self.timeout is not None:  # type: ignore[attr-defined]
-            kwargs["request_timeout"] = self.timeout  # type: ignore[attr-defined]
+        if self.timeout is not None:
+            kwargs["request_timeout"] = self.timeout
         return kwargs
 
 
@@ -97,13 +98,14 @@ class QwenWorker(_DashScopeClient, ChatWorker):
             or bool(extra.get("enable_thinking"))
             or bool(_STREAM_ONLY.match(request.model))
         )
-        payload: dict[str, Any] = {
+        fixed: dict[str, Any] = {
             "model": request.model,
             "messages": _to_dashscope_messages(request.messages),
             "result_format": "message",
             "stream": stream,
             **self._sdk_kwargs(),
         }
+        payload = dict(fixed)
         if stream:
             payload["incremental_output"] = extra.pop("incremental_output", True)
         for name in ("temperature", "top_p", "max_tokens", "seed", "response_format"):
@@ -119,13 +121,14 @@ class QwenWorker(_DashScopeClient, ChatWorker):
         if request.user:
             extra.setdefault("user", request.user)
         payload.update(extra)  # enable_search, enable_thinking, thinking_budget, ...
+        payload.update(fixed)  # extra never overrides the messages, key, URL or timeout
         return payload
 
     # -- transport ----------------------------------------------------------------------------
     def _call(self, request: ChatRequest) -> Iterator[ChatDelta]:
         payload = self._payload(request)
         with _transport_errors():
-            response = Generation.call(**payload)
+            response: Any = Generation.call(**payload)  # a generator when streaming
             if not payload["stream"]:
                 yield _delta_from_response(_checked(response), request.model, final=True)
                 return
@@ -140,7 +143,7 @@ class QwenWorker(_DashScopeClient, ChatWorker):
     async def _acall(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
         payload = self._payload(request)
         with _transport_errors():
-            response = await AioGeneration.call(**payload)
+            response: Any = await AioGeneration.call(**payload)  # an async generator when streaming
             if not payload["stream"]:
                 yield _delta_from_response(_checked(response), request.model, final=True)
                 return
@@ -373,7 +376,7 @@ class QwenEmbeddingWorker(_DashScopeClient, EmbeddingWorker):
                 model=request.model,
                 input={"texts": request.texts},
                 task_group="embeddings",
-                task=TextEmbedding.task,
+                task=TextEmbedding.task,  # type: ignore[attr-defined]  # a class attribute the SDK's annotations omit
                 function="text-embedding",
                 **self._parameters(request),
                 **self._sdk_kwargs(),

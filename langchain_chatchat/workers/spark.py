@@ -1,8 +1,7 @@
 """iFlytek Spark (讯飞星火) through its OpenAI-style HTTP API.
 
-Transport: httpx via the OpenAI-compatible worker. The legacy HMAC-signed websocket protocol
-(what Chatchat 0.2 used) is not implemented; the HTTP API covers the same models (lite,
-generalv3 = Pro, pro-128k, generalv3.5 = Max, max-32k, 4.0Ultra).
+The legacy HMAC-signed websocket protocol is not implemented; the HTTP API covers the same
+models (lite, generalv3 = Pro, pro-128k, generalv3.5 = Max, max-32k, 4.0Ultra).
 
 Spark answers every request — errors included — with a body carrying `code` (0 on success),
 `message` and `sid`; in-stream errors come the same way inside the SSE data.

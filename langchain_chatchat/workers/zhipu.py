@@ -1,6 +1,6 @@
 """Zhipu AI (BigModel, GLM-4 family) through its OpenAI-style v4 API.
 
-Transport: httpx via the OpenAI-compatible worker. The `zhipuai` SDK's async API is a polling
+Transport: HTTPTransport via the OpenAI-compatible worker. The `zhipuai` SDK's async API is a polling
 task API rather than asyncio streaming, so httpx gives a truly async stream instead.
 
 Authentication follows Zhipu's docs for non-SDK callers: the `{id}.{secret}` API key is signed
