@@ -29,6 +29,8 @@ DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"^( *)```python\n(.*?)^\1```$", re.MULTILINE | re.DOTALL)
 DOCS_ADDRESS = "http://127.0.0.1:20000"
 REAL_MODEL = re.compile(r"SmolLM2|default_chat_model|default_embeddings")
+# One worker for the module: its server loads SmolLM2 (see tests/conftest.py).
+pytestmark = pytest.mark.xdist_group("real_model")
 
 
 def snippets() -> Iterator[Any]:
