@@ -34,6 +34,7 @@ from langchain_chatchat.server.config import (
 from langchain_chatchat.server.defaults import CONFIG_ENV, default_config
 from langchain_chatchat.server.protocol import uvicorn_options
 from langchain_chatchat.server.registry import ModelRegistry
+from langchain_chatchat.server.workers import serve_workers
 
 app = typer.Typer(
     help="Serve LangChain chat and embedding models over OpenAI-compatible and LangServe APIs.",
@@ -87,16 +88,62 @@ def serve(
             help="Log level of uvicorn and of the package's loggers (default: the config's, info)."
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Gateway processes sharing the port (default: the config's server.workers, 1);"
+            " local models then run in one model process.",
+        ),
+    ] = None,
+    ray: Annotated[
+        bool,
+        typer.Option(
+            "--ray",
+            help="Run on Ray Serve (extra `ray`): entries with a `ray:` section become"
+            " deployments. Starts a local Ray unless --address is given.",
+        ),
+    ] = False,
+    address: Annotated[
+        str | None,
+        typer.Option(help="With --ray: the cluster to join, e.g. `auto` or ray://head:10001."),
+    ] = None,
 ) -> None:
     """Start the server."""
     settings = _load(config)
     host = host or settings.server.host
     port = settings.server.port if port is None else port
+    workers = workers or settings.server.workers
     level = (log_level or settings.server.log_level).lower()
     if level not in typing.get_args(ServerSettings.model_fields["log_level"].annotation):
         typer.echo(f"chatchat: unknown log level {log_level!r}", err=True)
         raise typer.Exit(code=2)
     _check_port_free(host, port)
+    if not settings.server.api_keys and not _is_loopback(host):
+        typer.echo(
+            f"chatchat: warning: serving on {host} without server.api_keys;"
+            " anyone who can reach it can use it",
+            err=True,
+        )
+    log_config = uvicorn_log_config()
+    log_config["loggers"]["langchain_chatchat"]["level"] = level.upper()
+    if ray:
+        _serve_on_ray(config, address=address, host=host, port=port)
+        return
+    if workers > 1:
+        try:
+            serve_workers(
+                settings,
+                config,
+                workers=workers,
+                host=host,
+                port=port,
+                log_level=level,
+                uvicorn_options={"log_config": log_config, **uvicorn_options(settings.server)},
+            )
+        except ConfigError as error:
+            _fail(error, _config_path(config))
+        return
     try:
         application = create_app(settings)
     except ConfigError as error:
@@ -109,14 +156,6 @@ def serve(
         banner(application.state.registry, settings.server, _source(config), _url(host, port)),
         err=True,
     )
-    if not settings.server.api_keys and not _is_loopback(host):
-        typer.echo(
-            f"chatchat: warning: serving on {host} without server.api_keys;"
-            " anyone who can reach it can use it",
-            err=True,
-        )
-    log_config = uvicorn_log_config()
-    log_config["loggers"]["langchain_chatchat"]["level"] = level.upper()
     uvicorn.run(
         application,
         host=host,
@@ -189,6 +228,18 @@ def emulator(
         pass
     finally:
         running.stop()
+
+
+def _serve_on_ray(config: Path | None, *, address: str | None, host: str, port: int) -> None:
+    try:
+        from langchain_chatchat.server.ray import serve_ray
+    except ImportError as error:
+        typer.echo(f"chatchat: --ray needs the `ray` extra ({error})", err=True)
+        raise typer.Exit(code=2) from None
+    try:
+        serve_ray(config, address=address, host=host, port=port)
+    except ConfigError as error:
+        _fail(error)
 
 
 def _load(path: Path | None) -> ChatchatConfig:
