@@ -9,6 +9,7 @@ from pydantic import Field
 from langchain_chatchat.chat_models.base import ChatchatChatModel
 from langchain_chatchat.workers.local.chat import LocalChatWorker
 from langchain_chatchat.workers.local.loading import SMOLLM2
+from langchain_chatchat.workers.local.vision import LocalVisionWorker, is_vision_model
 
 
 class ChatLocal(ChatchatChatModel):
@@ -34,6 +35,10 @@ class ChatLocal(ChatchatChatModel):
     provider: ClassVar[str] = "local"
 
     def _build_worker(self) -> LocalChatWorker:
+        if self.gguf_file is None and is_vision_model(self.model):  # images: workers/local/vision
+            return LocalVisionWorker(  # type: ignore[return-value]
+                self.model, dtype=self.dtype, timeout=self.timeout, max_retries=self.max_retries
+            )
         return LocalChatWorker(
             self.model,
             gguf_file=self.gguf_file,

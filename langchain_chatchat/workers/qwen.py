@@ -25,7 +25,9 @@ try:  # newer SDKs keep one aiohttp session per event loop, and never close it t
 except ImportError:  # older SDKs open a session per call: nothing stays open
     close_shared_aio_session = None  # type: ignore[assignment]  # checked before each use
 
-from langchain_chatchat.workers.base import ChatWorker, EmbeddingWorker
+from langchain_chatchat.workers import qwen_multimodal
+from langchain_chatchat.workers.base import ChatWorker, EmbeddingWorker, MessageRules
+from langchain_chatchat.workers.content import prepare_media
 from langchain_chatchat.workers.errors import (
     AuthenticationError,
     BadRequestError,
@@ -113,7 +115,9 @@ class _DashScopeClient:
 
 
 class QwenWorker(_DashScopeClient, ChatWorker):
-    """Qwen over DashScope's native text-generation API.
+    """Qwen over DashScope's native API: text models on text generation, vision models on the
+    multimodal endpoint (chosen by model name, or by `multimodal`; see qwen_multimodal.py), with
+    `file://` media read only from `local_media_dir`.
 
     - tool_choice is "auto", "none" or a named function (qwen-api-reference: tool_choice; the
       API answers "required" with 400 'tool_choice is one of the strings that should be
@@ -125,9 +129,37 @@ class QwenWorker(_DashScopeClient, ChatWorker):
       offered only the forced tool with "auto", and JSON output is a typed error there.
     """
 
-    def __init__(self, *, api_key: str | None, base_url: str | None = None, **kwargs: Any) -> None:
+    message_rules = MessageRules(images=True)
+    media_rules = qwen_multimodal.MEDIA_RULES
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str | None = None,
+        multimodal: bool | None = None,
+        local_media_dir: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self._init_client(api_key, base_url)
+        self.multimodal = multimodal
+        self.local_media_dir = local_media_dir
+
+    def prepare_media(self, request: ChatRequest) -> ChatRequest:
+        return prepare_media(
+            request,
+            self.media_rules,
+            self.provider,
+            vision=self.multimodal,
+            local_dir=self.local_media_dir,
+        )
+
+    def _generate(self, request: ChatRequest) -> tuple[Any, Any]:
+        """The SDK calls (sync, async) of the endpoint that serves `request.model`."""
+        if qwen_multimodal.uses_multimodal(request.model, self.multimodal):
+            return qwen_multimodal.call, qwen_multimodal.acall
+        return Generation.call, AioGeneration.call
 
     def prepare(self, request: ChatRequest) -> ChatRequest:
         request = super().prepare(request)
@@ -177,7 +209,7 @@ class QwenWorker(_DashScopeClient, ChatWorker):
     def _call(self, request: ChatRequest) -> Iterator[ChatDelta]:
         payload = self._payload(request)
         with _transport_errors():
-            response: Any = Generation.call(**payload)  # a generator when streaming
+            response: Any = self._generate(request)[0](**payload)  # a generator when streaming
             if not payload["stream"]:
                 yield _delta_from_response(_checked(response), request.model, final=True)
                 return
@@ -192,7 +224,7 @@ class QwenWorker(_DashScopeClient, ChatWorker):
     async def _acall(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
         payload = self._payload(request)
         with _transport_errors():
-            response: Any = await AioGeneration.call(**payload)  # an async generator when streaming
+            response: Any = await self._generate(request)[1](**payload)
             if not payload["stream"]:
                 yield _delta_from_response(_checked(response), request.model, final=True)
                 return
