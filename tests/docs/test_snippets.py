@@ -101,4 +101,4 @@ def test_snippet_runs(
 
 def test_every_document_has_its_snippets_collected() -> None:
     found = {document for document, *_ in (param.values for param in snippets())}
-    assert {"README.md", "agents.md", "configuration.md", "deployment.md"} <= found
+    assert {"README.md", "agents.md", "configuration.md"} <= found
