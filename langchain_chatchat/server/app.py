@@ -20,6 +20,8 @@ from fastapi import APIRouter, FastAPI
 from sse_starlette.sse import AppStatus
 from starlette.responses import Response
 
+from langchain_chatchat import __version__
+from langchain_chatchat.server.access_log import configure_logging
 from langchain_chatchat.server.config import ChatchatConfig, load_config
 from langchain_chatchat.server.defaults import default_config
 from langchain_chatchat.server.langserve_routes import add_langserve_routes
@@ -28,6 +30,7 @@ from langchain_chatchat.server.middleware import install
 from langchain_chatchat.server.openai import openai_router
 from langchain_chatchat.server.openai.streaming import dumps
 from langchain_chatchat.server.registry import ModelRegistry
+from langchain_chatchat.server.web import install_web
 
 ConfigSource = ChatchatConfig | Mapping[str, Any] | str | os.PathLike[str]
 
@@ -52,19 +55,48 @@ def create_app(config: ConfigSource | None = None) -> FastAPI:
 
     app = FastAPI(
         title="langchain-chatchat",
+        version=__version__,
         summary="OpenAI-compatible and LangServe endpoints over the same LangChain models.",
         lifespan=lifespan,
+        docs_url=None,  # served offline by server/web, with the API key
+        redoc_url=None,
     )
     # For code embedding this app (its own routes, a custom uvicorn runner, tests).
     app.state.config = config
     app.state.registry = registry
-    install(app, config.server, metrics)
+    install(app, config.server, metrics, [served.name for served in registry])
     app.include_router(openai_router(registry))
     app.include_router(_probes(registry))
     if config.server.metrics:
         app.include_router(_metrics_route(metrics))
     add_langserve_routes(app, registry)
+    install_web(app)
+    if config.server.api_keys:
+        _declare_bearer_auth(app)
+    metrics.routes.bind(app.routes, [served.name for served in registry])
+    configure_logging(config.server.access_log, config.server.log_level)
     return app
+
+
+def _declare_bearer_auth(app: FastAPI) -> None:
+    """Put the Bearer scheme in the OpenAPI schema, so Swagger UI offers "Authorize"."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer", "description": "server.api_keys"}
+        }
+        schema["security"] = [{"bearer": []}]
+        for probe in ("/health", "/ready"):
+            for operation in schema["paths"].get(probe, {}).values():
+                operation["security"] = []
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _probes(registry: ModelRegistry) -> APIRouter:

@@ -121,6 +121,7 @@ class LocalChatWorker(ChatWorker):
         self.chat_template = chat_template
         self.max_batch_size = max_batch_size
         self.max_queue = max_queue
+        ModelSource.resolve(model, gguf_file)  # a missing model wheel fails now, at start-up
         self._loaded: LocalModel | None = None
         self._load_lock = threading.Lock()
 

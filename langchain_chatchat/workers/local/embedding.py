@@ -42,6 +42,7 @@ class LocalEmbeddingWorker(EmbeddingWorker):
         self.normalize = normalize
         self.max_length = max_length
         self.dtype = dtype
+        ModelSource.resolve(model)  # a missing model wheel fails now, at start-up
         self._forward_lock = threading.Lock()
 
     def load(self) -> None:

