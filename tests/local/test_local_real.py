@@ -15,7 +15,8 @@ from langchain_tests.integration_tests import ChatModelIntegrationTests, Embeddi
 
 from langchain_chatchat.chat_models.local import ChatLocal, default_chat_model
 from langchain_chatchat.embeddings.local import LocalEmbeddings, default_embeddings
-from langchain_chatchat.workers.local.loading import MINILM, SMOLLM2, cache_dir
+from langchain_chatchat.workers.local.cache import cache_dir
+from langchain_chatchat.workers.local.loading import MINILM, SMOLLM2
 
 pytestmark = pytest.mark.real_model
 
