@@ -14,6 +14,7 @@ from typing import Annotated, NoReturn
 import typer
 import uvicorn
 
+from langchain_chatchat.cli_cache import cache_app
 from langchain_chatchat.server.access_log import uvicorn_log_config
 from langchain_chatchat.server.app import create_app
 from langchain_chatchat.server.config import ChatchatConfig, ConfigError, load_config
@@ -25,6 +26,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(cache_app, name="cache")
 
 ConfigOption = Annotated[
     Path | None,
@@ -46,11 +48,14 @@ def serve(
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: the config's, 20000).")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    lazy: Annotated[
+        bool, typer.Option(help="Load local models on their first request, not at start-up.")
+    ] = False,
 ) -> None:
     """Start the server."""
     settings = _load(config)
     try:
-        application = create_app(settings)
+        application = create_app(settings, lazy=lazy)
     except ConfigError as error:
         _fail(error)
     # Start-up objects (models, schemas, routes) never die: freezing them keeps full collections
