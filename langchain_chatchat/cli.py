@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import ipaddress
+import typing
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -17,8 +18,14 @@ import uvicorn
 from langchain_chatchat.cli_cache import cache_app
 from langchain_chatchat.server.access_log import uvicorn_log_config
 from langchain_chatchat.server.app import create_app
-from langchain_chatchat.server.config import ChatchatConfig, ConfigError, load_config
+from langchain_chatchat.server.config import (
+    ChatchatConfig,
+    ConfigError,
+    ServerSettings,
+    load_config,
+)
 from langchain_chatchat.server.defaults import default_config
+from langchain_chatchat.server.protocol import uvicorn_options
 from langchain_chatchat.server.registry import ModelRegistry
 
 app = typer.Typer(
@@ -47,7 +54,12 @@ def serve(
         str | None, typer.Option(help="Bind address (default: the config's, 127.0.0.1).")
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: the config's, 20000).")] = None,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            help="Log level of uvicorn and of the package's loggers (default: the config's, info)."
+        ),
+    ] = None,
     lazy: Annotated[
         bool, typer.Option(help="Load local models on their first request, not at start-up.")
     ] = False,
@@ -69,13 +81,20 @@ def serve(
             " anyone who can reach it can use it",
             err=True,
         )
+    level = (log_level or settings.server.log_level).lower()
+    if level not in typing.get_args(ServerSettings.model_fields["log_level"].annotation):
+        typer.echo(f"chatchat: unknown log level {log_level!r}", err=True)
+        raise typer.Exit(code=2)
+    log_config = uvicorn_log_config()
+    log_config["loggers"]["langchain_chatchat"]["level"] = level.upper()
     uvicorn.run(
         application,
         host=host,
         port=settings.server.port if port is None else port,
-        log_level=log_level,
-        log_config=uvicorn_log_config(),
+        log_level=level,
+        log_config=log_config,
         access_log=False,  # ours (`server.access_log`) has request ids, models and replicas
+        **uvicorn_options(settings.server),
     )
 
 

@@ -14,20 +14,20 @@ from langchain_core.utils import from_env, secret_from_env
 from pydantic import BaseModel, Field, SecretStr, model_validator
 
 from langchain_chatchat.workers.azure import DEFAULT_API_VERSION
-from langchain_chatchat.workers.openai_compatible import OpenAICompatibleClient
+from langchain_chatchat.workers.endpoint import HTTPWorker
 
 
 class OpenAIConnection(BaseModel):
     """Key, base URL and headers of an OpenAI-style provider, and the worker built from them."""
 
     api_key: SecretStr | None = None
-    """Defaults to the provider's usual environment variable (`worker_class.api_key_env`)."""
+    """Defaults to the provider's usual environment variable (`worker_class.endpoint.api_key_env`)."""
     base_url: str | None = None
     """The provider's OpenAI root, e.g. `http://localhost:8000/v1`; defaults to its env var / URL."""
     default_headers: dict[str, str] | None = None
     """Extra headers sent with every request (gateways, tenant ids, Qianfan's appid, ...)."""
 
-    worker_class: ClassVar[type[OpenAICompatibleClient]]
+    worker_class: ClassVar[type[HTTPWorker]]
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -42,20 +42,20 @@ class OpenAIConnection(BaseModel):
         `<provider>_api_key=` is accepted as an alias of `api_key`."""
         if not isinstance(values, dict):
             return values
-        worker, values = cls.worker_class, dict(values)
-        alias = f"{worker.provider}_api_key"
+        endpoint, values = cls.worker_class.endpoint, dict(values)
+        alias = f"{endpoint.provider}_api_key"
         if alias in values:
             values.setdefault("api_key", values.pop(alias))
-        if values.get("api_key") is None and worker.api_key_env:
-            values["api_key"] = os.environ.get(worker.api_key_env) or None
+        if values.get("api_key") is None and endpoint.api_key_env:
+            values["api_key"] = os.environ.get(endpoint.api_key_env) or None
         if not values.get("base_url"):
-            from_env = os.environ.get(worker.base_url_env) if worker.base_url_env else None
-            values["base_url"] = from_env or worker.default_base_url
+            from_env = os.environ.get(endpoint.base_url_env) if endpoint.base_url_env else None
+            values["base_url"] = from_env or endpoint.default_base_url
         return values
 
     @property
     def lc_secrets(self) -> dict[str, str]:
-        return {"api_key": self.worker_class.api_key_env or "OPENAI_API_KEY"}
+        return {"api_key": self.worker_class.endpoint.api_key_env or "OPENAI_API_KEY"}
 
     def _worker_kwargs(self) -> dict[str, Any]:
         """Provider-specific worker arguments (Azure's deployment, MiniMax's group id, ...)."""

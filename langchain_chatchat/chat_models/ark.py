@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
+from langchain_chatchat.chat_models.base import ChatchatChatModel
 from langchain_chatchat.chat_models.openai_compatible import ChatOpenAICompatible
 from langchain_chatchat.workers.ark import ArkWorker
 
@@ -27,6 +28,7 @@ class ChatArk(ChatOpenAICompatible):
     """Thinking models (doubao-seed-1.6): enable/disable; reasoning in `reasoning_content`."""
 
     worker_class: ClassVar = ArkWorker
+    call_options: ClassVar[frozenset[str]] = ChatchatChatModel.call_options | {"thinking"}
 
     def _extra_params(self) -> dict[str, Any]:
         if self.thinking is None:

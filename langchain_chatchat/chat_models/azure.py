@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from langchain_chatchat.chat_models.base import ChatchatChatModel
 from langchain_chatchat.chat_models.openai_compatible import ChatOpenAICompatible
 from langchain_chatchat.connections import AzureSettings
 from langchain_chatchat.workers.azure import AzureOpenAIWorker
@@ -22,3 +23,7 @@ class ChatAzureOpenAI(AzureSettings, ChatOpenAICompatible):
     """
 
     worker_class: ClassVar = AzureOpenAIWorker
+    call_options: ClassVar[frozenset[str]] = ChatchatChatModel.call_options | {
+        "reasoning_effort",
+        "logit_bias",
+    }

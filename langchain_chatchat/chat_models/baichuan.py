@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from langchain_chatchat.chat_models.base import ChatchatChatModel
 from langchain_chatchat.chat_models.openai_compatible import ChatOpenAICompatible
 from langchain_chatchat.workers.baichuan import BaichuanWorker
 
@@ -24,3 +25,5 @@ class ChatBaichuan(ChatOpenAICompatible):
     model: str = Field(default="Baichuan4-Turbo", alias="model_name")
 
     worker_class: ClassVar = BaichuanWorker
+    # Provider extras are unverified: the OpenAI-standard options only (the stricter choice).
+    call_options: ClassVar[frozenset[str]] = ChatchatChatModel.call_options

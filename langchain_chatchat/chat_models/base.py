@@ -1,32 +1,24 @@
 """The generic LangChain chat model over any `ChatWorker`.
 
 Provider classes only declare fields and build their worker; sync/async/streaming, tool
-binding, structured output, usage and metadata live here once.
-
-`ainvoke`/`astream` skip LangChain's run bookkeeping (callback manager, run ids, tracing
-payloads, merging every streamed chunk for `on_llm_end`) when no callback, tracer, cache or
-rate limiter could observe the call — the server's case. Callers see the same messages either
-way; anything that listens (callbacks, LangSmith, `astream_events`, debug) gets the full path.
+binding, structured output, usage and metadata live here once. The model implements only
+LangChain's documented hooks (`_generate`, `_agenerate`, `_stream`, `_astream`), so callbacks,
+tracing, caching and rate limiting work as for any LangChain chat model. `build_request` is the
+public seam to the worker: the server uses it to call the worker directly when nothing
+observes a call (see server/direct.py).
 """
 
 from __future__ import annotations
 
-import uuid
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from operator import itemgetter
 from typing import Annotated, Any, ClassVar, Literal
 
-from langchain_core.caches import BaseCache
-from langchain_core.callbacks import (
-    AsyncCallbackManager,
-    AsyncCallbackManagerForLLMRun,
-    CallbackManagerForLLMRun,
-)
-from langchain_core.globals import get_llm_cache
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
 from langchain_core.language_models.chat_models import agenerate_from_stream, generate_from_stream
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.output_parsers import (
     JsonOutputKeyToolsParser,
     JsonOutputParser,
@@ -34,8 +26,7 @@ from langchain_core.output_parsers import (
     PydanticToolsParser,
 )
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable, RunnableConfig, RunnableMap, RunnablePassthrough
-from langchain_core.runnables.config import ensure_config
+from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
@@ -48,21 +39,10 @@ from pydantic import (
     model_validator,
 )
 
-try:  # private helpers; without them every call takes LangChain's full path
-    from langchain_core.language_models._utils import _normalize_messages
-    from langchain_core.utils.utils import LC_ID_PREFIX
-except ImportError:  # pragma: no cover - depends on the installed langchain-core
-    _normalize_messages = None  # type: ignore[assignment]
-    LC_ID_PREFIX = "lc_run-"
-try:  # what `CallbackManager.configure` consults besides the handlers it is given
-    from langchain_core.globals import get_debug
-    from langchain_core.tracers.context import _configure_hooks, _tracing_v2_is_enabled
-    from langchain_core.utils.env import env_var_is_set
-except ImportError:  # pragma: no cover - depends on the installed langchain-core
-    _configure_hooks = None  # type: ignore[assignment]
-
 from langchain_chatchat.chat_models.messages import to_ai_chunk, to_ai_message, to_worker_messages
 from langchain_chatchat.workers.base import ChatWorker
+from langchain_chatchat.workers.errors import BadRequestError
+from langchain_chatchat.workers.redact import register_model_secrets
 from langchain_chatchat.workers.types import ChatRequest
 
 # Call-time keyword arguments that map onto ChatRequest fields; anything else goes to `extra`.
@@ -99,6 +79,29 @@ class ChatchatChatModel(BaseChatModel):
     """Provider parameters not declared as fields, sent as they are."""
 
     provider: ClassVar[str] = "chatchat"
+    call_options: ClassVar[frozenset[str]] = frozenset(
+        {
+            "temperature",
+            "top_p",
+            "max_tokens",
+            "max_completion_tokens",
+            "stop",
+            "seed",
+            "tools",
+            "tool_choice",
+            "parallel_tool_calls",
+            "response_format",
+            "user",
+            "presence_penalty",
+            "frequency_penalty",
+            "stream",  # LangChain's own switch between `_generate` and `_stream`
+            "model",  # LangChain's per-call override; on HTTP the body's `model` picks the name
+        }
+    )
+    """What a call (`invoke(**kwargs)`, an HTTP body) may set: OpenAI's per-call options here,
+    each provider class adding the extras its API documents. Anything else is a
+    `BadRequestError`; operator settings (keys, URLs, headers, timeouts, retries) are fields
+    and `model_kwargs`, never call options."""
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
 
     _worker: ChatWorker = PrivateAttr()
@@ -113,6 +116,7 @@ class ChatchatChatModel(BaseChatModel):
 
     @model_validator(mode="after")
     def _init_worker(self) -> ChatchatChatModel:
+        register_model_secrets(self)  # masked in every error and log line from now on
         self._worker = self._build_worker()
         return self
 
@@ -166,12 +170,15 @@ class ChatchatChatModel(BaseChatModel):
         return params
 
     # -- request building ------------------------------------------------------------------
-    def _request(
-        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    def build_request(
+        self, messages: Sequence[BaseMessage], stop: list[str] | None = None, **kwargs: Any
     ) -> ChatRequest:
+        """The worker request for `messages` with this model's settings and the call's options
+        (what `invoke(messages, stop=..., **kwargs)` sends)."""
+        self._check_call_options(kwargs)
         params = {**self._default_params(), **kwargs}
         params.pop("stream", None)
-        model = params.pop("model", None) or params.pop("model_name", None) or self.model
+        model = params.pop("model", None) or self.model
         fields = {name: params.pop(name) for name in _REQUEST_FIELDS if name in params}
         if "max_completion_tokens" in params:
             fields["max_tokens"] = params.pop("max_completion_tokens")
@@ -184,117 +191,18 @@ class ChatchatChatModel(BaseChatModel):
             **fields,
         )
 
-    # -- the unobserved fast path ----------------------------------------------------------
-    def _unobserved(self, config: RunnableConfig, kwargs: dict[str, Any], *, cached: bool) -> bool:
-        """True when nothing could observe this call: no callback handler (given, inherited,
-        the model's own, verbose/debug, LangSmith tracing, configure hooks), no rate limiter,
-        no v1 output conversion, no `stream=` override and, for `ainvoke`, no LLM cache."""
-        if (
-            _normalize_messages is None
-            or self.rate_limiter is not None
-            or self.output_version == "v1"
-            or "stream" in kwargs
-        ):
-            return False
-        if cached and (
-            isinstance(self.cache, BaseCache)
-            or self.cache is True
-            or (self.cache is None and get_llm_cache() is not None)
-        ):
-            return False
-        if self.verbose or _has_handlers(config.get("callbacks")) or _has_handlers(self.callbacks):
-            return False
-        if _configure_hooks is None:  # pragma: no cover
-            manager = AsyncCallbackManager.configure(
-                config.get("callbacks"), self.callbacks, self.verbose
-            )
-            return not manager.handlers
-        # The rest of `configure`'s sources of handlers, checked without building a manager
-        # (a fifth of the cost); tests/robustness/test_fast_path.py holds the two in step.
-        if get_debug() or _tracing_v2_is_enabled():
-            return False
-        if env_var_is_set("LANGCHAIN_TRACING") or env_var_is_set("LANGCHAIN_HANDLER"):
-            return False  # LangChain's path raises its "v1 tracing is gone" error
-        return not any(
-            var.get() is not None or (env is not None and cls is not None and env_var_is_set(env))
-            for var, _, cls, env in _configure_hooks
-        )
-
-    def _fast_messages(
-        self, input: LanguageModelInput, kwargs: dict[str, Any]
-    ) -> list[BaseMessage]:
+    def _check_call_options(self, kwargs: dict[str, Any]) -> None:
+        """Drop LangChain's tracing-only arguments; refuse any argument not in `call_options`."""
         for name in _TRACING_KWARGS:
             kwargs.pop(name, None)
-        if isinstance(input, list) and all(isinstance(message, BaseMessage) for message in input):
-            messages = input  # what `_convert_input(...).to_messages()` would rebuild
-        else:
-            messages = self._convert_input(input).to_messages()
-        return _normalize_messages(messages)
-
-    async def ainvoke(
-        self,
-        input: LanguageModelInput,
-        config: RunnableConfig | None = None,
-        *,
-        stop: list[str] | None = None,
-        **kwargs: Any,
-    ) -> AIMessage:
-        config = ensure_config(config)
-        if not self._unobserved(config, kwargs, cached=True):
-            return await super().ainvoke(input, config, stop=stop, **kwargs)
-        messages = self._fast_messages(input, kwargs)
-        if self.streaming or type(self)._agenerate is not ChatchatChatModel._agenerate:
-            message = (await self._agenerate(messages, stop=stop, **kwargs)).generations[0].message
-        else:  # `_agenerate` without the ChatResult it would wrap the message in
-            message = await self._ainvoke_message(messages, stop, kwargs)
-        if message.id is None:  # what LangChain's run manager would have named it
-            message.id = f"{LC_ID_PREFIX}-{uuid.uuid4()}-0"
-        return message  # type: ignore[return-value]
-
-    async def astream(
-        self,
-        input: LanguageModelInput,
-        config: RunnableConfig | None = None,
-        *,
-        stop: list[str] | None = None,
-        **kwargs: Any,
-    ) -> AsyncIterator[AIMessageChunk]:
-        config = ensure_config(config)
-        if self.disable_streaming or not self._unobserved(config, kwargs, cached=False):
-            async for chunk in super().astream(input, config, stop=stop, **kwargs):
-                yield chunk
-            return
-        messages = self._fast_messages(input, kwargs)
-        run_id = f"{LC_ID_PREFIX}-{uuid.uuid4()}"
-        if type(self)._astream is ChatchatChatModel._astream:
-            chunks = self._achunks(messages, stop, kwargs)
-        else:  # a subclass's own `_astream`
-            chunks = _messages_of(self._astream(messages, stop=stop, **kwargs))
-        last: AIMessageChunk | None = None
-        try:
-            async for chunk in chunks:
-                if chunk.id is None:
-                    chunk.id = run_id
-                last = chunk
-                yield chunk
-        finally:
-            await chunks.aclose()  # type: ignore[attr-defined]  # closes the upstream stream now
-        if last is None:
-            raise ValueError("No generation chunks were returned")
-        if not last.chunk_position:
-            empty: Any = "" if isinstance(last.content, str) else []
-            yield AIMessageChunk(content=empty, chunk_position="last", id=run_id)
-
-    async def _achunks(
-        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
-    ) -> AsyncIterator[AIMessageChunk]:
-        provider = self.provider
-        deltas = self._worker.astream(self._request(messages, stop, kwargs))
-        try:
-            async for delta in deltas:
-                yield to_ai_chunk(delta, provider)
-        finally:
-            await deltas.aclose()  # type: ignore[attr-defined]
+        unknown = sorted(name for name in kwargs if name not in self.call_options)
+        if unknown:
+            plural = "s" if len(unknown) > 1 else ""
+            raise BadRequestError(
+                f"Unrecognized request argument{plural} supplied: {', '.join(unknown)}",
+                provider=self.provider,
+                param=unknown[0],
+            )
 
     # -- generation ------------------------------------------------------------------------
     def _generate(
@@ -306,7 +214,7 @@ class ChatchatChatModel(BaseChatModel):
     ) -> ChatResult:
         if self.streaming:
             return generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
-        result = self._worker.invoke(self._request(messages, stop, kwargs))
+        result = self._worker.invoke(self.build_request(messages, stop, **kwargs))
         return ChatResult(
             generations=[ChatGeneration(message=to_ai_message(result, self.provider))]
         )
@@ -320,14 +228,10 @@ class ChatchatChatModel(BaseChatModel):
     ) -> ChatResult:
         if self.streaming:
             return await agenerate_from_stream(self._astream(messages, stop, run_manager, **kwargs))
-        message = await self._ainvoke_message(messages, stop, kwargs)
-        return ChatResult(generations=[ChatGeneration(message=message)])
-
-    async def _ainvoke_message(
-        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
-    ) -> AIMessage:
-        result = await self._worker.ainvoke(self._request(messages, stop, kwargs))
-        return to_ai_message(result, self.provider)
+        result = await self._worker.ainvoke(self.build_request(messages, stop, **kwargs))
+        return ChatResult(
+            generations=[ChatGeneration(message=to_ai_message(result, self.provider))]
+        )
 
     def _stream(
         self,
@@ -336,7 +240,7 @@ class ChatchatChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        for delta in self._worker.stream(self._request(messages, stop, kwargs)):
+        for delta in self._worker.stream(self.build_request(messages, stop, **kwargs)):
             chunk = ChatGenerationChunk(message=to_ai_chunk(delta, self.provider))
             if run_manager and delta.text:
                 run_manager.on_llm_new_token(delta.text, chunk=chunk)
@@ -349,11 +253,15 @@ class ChatchatChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        async for message in self._achunks(messages, stop, kwargs):
-            chunk = ChatGenerationChunk(message=message)
-            if run_manager and (text := message.content) and isinstance(text, str):
-                await run_manager.on_llm_new_token(text, chunk=chunk)
-            yield chunk
+        deltas = self._worker.astream(self.build_request(messages, stop, **kwargs))
+        try:
+            async for delta in deltas:
+                chunk = ChatGenerationChunk(message=to_ai_chunk(delta, self.provider))
+                if run_manager and delta.text:
+                    await run_manager.on_llm_new_token(delta.text, chunk=chunk)
+                yield chunk
+        finally:
+            await deltas.aclose()  # closes the upstream stream now, not when collected
 
     # -- tools and structured output -------------------------------------------------------
     def bind_tools(
@@ -450,21 +358,6 @@ def _type_errors_invalid(value: Any, handler: ValidatorFunctionWrapHandler) -> A
         return handler(value)
     except (TypeError, KeyError, AttributeError) as error:  # raised by validators of message types
         raise ValueError(f"invalid message: {error}") from None
-
-
-def _has_handlers(callbacks: Any) -> bool:
-    """Whether `callbacks` (a list of handlers or a callback manager) holds any handler."""
-    if not callbacks:
-        return False
-    return bool(callbacks.handlers) if hasattr(callbacks, "handlers") else True
-
-
-async def _messages_of(chunks: AsyncIterator[ChatGenerationChunk]) -> AsyncIterator[AIMessageChunk]:
-    try:
-        async for chunk in chunks:
-            yield chunk.message  # type: ignore[misc]
-    finally:
-        await chunks.aclose()  # type: ignore[attr-defined]
 
 
 def _normalize_tool_choice(tool_choice: dict | str | bool, names: list[str]) -> str:

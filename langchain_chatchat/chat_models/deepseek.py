@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from langchain_chatchat.chat_models.base import ChatchatChatModel
 from langchain_chatchat.chat_models.openai_compatible import ChatOpenAICompatible
 from langchain_chatchat.workers.deepseek import DeepSeekWorker
 
@@ -27,3 +28,8 @@ class ChatDeepSeek(ChatOpenAICompatible):
     model: str = Field(default="deepseek-chat", alias="model_name")
 
     worker_class: ClassVar = DeepSeekWorker
+    # api-docs.deepseek.com/guides/thinking_mode.
+    call_options: ClassVar[frozenset[str]] = ChatchatChatModel.call_options | {
+        "thinking",
+        "reasoning_effort",
+    }

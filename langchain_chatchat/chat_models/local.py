@@ -58,9 +58,7 @@ class ChatLocal(ChatchatChatModel):
     frequency_penalty: float | None = None
 
     provider: ClassVar[str] = "local"
-    call_options: ClassVar[frozenset[str]] = (
-        getattr(ChatchatChatModel, "call_options", frozenset()) | _SAMPLING_OPTIONS
-    )
+    call_options: ClassVar[frozenset[str]] = ChatchatChatModel.call_options | _SAMPLING_OPTIONS
 
     def _build_worker(self) -> LocalChatWorker:
         return LocalChatWorker(

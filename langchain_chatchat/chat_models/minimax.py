@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 from langchain_core.utils import from_env
 from pydantic import Field
 
+from langchain_chatchat.chat_models.base import ChatchatChatModel
 from langchain_chatchat.chat_models.openai_compatible import ChatOpenAICompatible
 from langchain_chatchat.workers.minimax import MiniMaxWorker
 
@@ -28,6 +29,8 @@ class ChatMiniMax(ChatOpenAICompatible):
     """The account's GroupId, sent as a query parameter where MiniMax requires it."""
 
     worker_class: ClassVar = MiniMaxWorker
+    # Provider extras are unverified: the OpenAI-standard options only (the stricter choice).
+    call_options: ClassVar[frozenset[str]] = ChatchatChatModel.call_options
 
     def _worker_kwargs(self) -> dict[str, Any]:
         return {"group_id": self.group_id}

@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from langchain_chatchat.chat_models.base import ChatchatChatModel
 from langchain_chatchat.chat_models.openai_compatible import ChatOpenAICompatible
 from langchain_chatchat.workers.moonshot import MoonshotWorker
 
@@ -24,3 +25,5 @@ class ChatMoonshot(ChatOpenAICompatible):
     model: str = Field(default="moonshot-v1-8k", alias="model_name")
 
     worker_class: ClassVar = MoonshotWorker
+    # Provider extras are unverified: the OpenAI-standard options only (the stricter choice).
+    call_options: ClassVar[frozenset[str]] = ChatchatChatModel.call_options

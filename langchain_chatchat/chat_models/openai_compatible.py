@@ -37,6 +37,15 @@ class ChatOpenAICompatible(OpenAIConnection, ChatchatChatModel):
     model: str = Field(alias="model_name")
 
     provider: ClassVar[str] = "openai_compatible"
+    # The extra sampling parameters OpenAI-style servers (vLLM, SGLang, LM Studio) document;
+    # each provider preset declares its own set from the base's instead.
+    call_options: ClassVar[frozenset[str]] = ChatchatChatModel.call_options | {
+        "top_k",
+        "min_p",
+        "repetition_penalty",
+        "logit_bias",
+        "reasoning_effort",
+    }
     worker_class: ClassVar[type[OpenAICompatibleWorker]] = OpenAICompatibleWorker
 
     @classmethod

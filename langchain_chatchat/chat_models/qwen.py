@@ -39,6 +39,16 @@ class ChatQwen(ChatchatChatModel):
     """Let Qwen search the web before answering."""
 
     provider: ClassVar[str] = "qwen"
+    # DashScope's per-call generation parameters (Model Studio text-generation API reference).
+    call_options: ClassVar[frozenset[str]] = ChatchatChatModel.call_options | {
+        "enable_thinking",
+        "thinking_budget",
+        "enable_search",
+        "search_options",
+        "top_k",
+        "repetition_penalty",
+        "translation_options",
+    }
 
     @property
     def lc_secrets(self) -> dict[str, str]:

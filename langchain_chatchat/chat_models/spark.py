@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from langchain_chatchat.chat_models.base import ChatchatChatModel
 from langchain_chatchat.chat_models.openai_compatible import ChatOpenAICompatible
 from langchain_chatchat.workers.spark import SparkWorker
 
@@ -26,3 +27,5 @@ class ChatSpark(ChatOpenAICompatible):
     model: str = Field(default="generalv3.5", alias="model_name")
 
     worker_class: ClassVar = SparkWorker
+    # Spark HTTP API reference: top_k is its one sampling extra.
+    call_options: ClassVar[frozenset[str]] = ChatchatChatModel.call_options | {"top_k"}

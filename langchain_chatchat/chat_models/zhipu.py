@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
+from langchain_chatchat.chat_models.base import ChatchatChatModel
 from langchain_chatchat.chat_models.openai_compatible import ChatOpenAICompatible
 from langchain_chatchat.workers.zhipu import ZhipuWorker
 
@@ -29,6 +30,13 @@ class ChatZhipu(ChatOpenAICompatible):
     """Sign the key into a JWT (Zhipu's documented scheme); False sends the key as it is."""
 
     worker_class: ClassVar = ZhipuWorker
+    # open.bigmodel.cn chat-completions reference.
+    call_options: ClassVar[frozenset[str]] = ChatchatChatModel.call_options | {
+        "thinking",
+        "do_sample",
+        "request_id",
+        "user_id",
+    }
 
     def _extra_params(self) -> dict[str, Any]:
         if self.thinking is None:

@@ -9,6 +9,7 @@ from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from langchain_chatchat.workers.base import EmbeddingWorker
+from langchain_chatchat.workers.redact import register_model_secrets
 from langchain_chatchat.workers.types import EmbeddingRequest, EmbeddingResult
 
 
@@ -37,6 +38,7 @@ class ChatchatEmbeddings(BaseModel, Embeddings):
 
     @model_validator(mode="after")
     def _init_worker(self) -> ChatchatEmbeddings:
+        register_model_secrets(self)  # masked in every error and log line from now on
         self._worker = self._build_worker()
         return self
 

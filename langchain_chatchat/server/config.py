@@ -16,6 +16,11 @@ is one replica, exactly as before replicas existed)::
       cors_origins: []           # browser origins allowed (none: CORS off)
       access_log: true           # one JSON line per request on logger `langchain_chatchat.access`
       metrics: true              # Prometheus text at GET /metrics
+      log_level: info            # uvicorn's and the package's loggers (`--log-level` wins)
+      max_header_size: 32768     # bytes of request line + headers; larger heads get 431
+      header_timeout: 10         # seconds to send a whole request head; slower clients get 408
+      keep_alive_timeout: 5      # seconds an idle kept-alive connection stays open
+      max_connections: 2048      # concurrent connections/requests; beyond them 503
     models:
       - name: qwen-plus          # the OpenAI `model` and the LangServe path /qwen-plus
         provider: qwen           # see `chatchat models`; replicas may name their own
@@ -94,6 +99,16 @@ class ServerSettings(BaseModel):
     """Log one JSON line per request (logger `langchain_chatchat.access`, level INFO)."""
     metrics: bool = True
     """Serve Prometheus metrics at GET /metrics (behind `api_keys` like every other route)."""
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
+    """Level of uvicorn's loggers and of the package's own (`langchain_chatchat.*`)."""
+    max_header_size: int = Field(default=32 * 1024, ge=1024)
+    """Largest request head (request line and headers) in bytes; a bigger one gets 431."""
+    header_timeout: float = Field(default=10.0, gt=0)
+    """Seconds a client has to send a complete request head; a slower one gets 408."""
+    keep_alive_timeout: float = Field(default=5.0, gt=0)
+    """Seconds an idle kept-alive connection stays open."""
+    max_connections: int | None = Field(default=2048, ge=1)
+    """Concurrent connections and requests; beyond them new requests get 503 (None: no cap)."""
 
     @field_validator("api_keys")
     @classmethod

@@ -1,14 +1,15 @@
 """What both protocols call: a model name's `ReplicaPool` behind a chat-model or embeddings face.
 
 `ChatDispatcher` is a LangChain `Runnable`, so LangServe serves it as it is and the OpenAI
-router calls the same `ainvoke`/`astream`: one code path for both protocols. Its `astream`
-hands back the pool's own generator (no extra layer per chunk). Model fallbacks are LangChain's
+router calls the same `ainvoke`/`astream`: one code path for both protocols. Each call runs on
+a replica's runnable, or straight on its worker when nothing observes the call (direct.py).
+Its `astream` hands back the pool's own generator (no extra layer per chunk). Model fallbacks are LangChain's
 `with_fallbacks`, triggered only by errors another model can help with (busy, down, timed out).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
@@ -17,8 +18,9 @@ from langchain_core.messages import BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 
 from langchain_chatchat.embeddings.base import ChatchatEmbeddings
+from langchain_chatchat.server import direct
 from langchain_chatchat.server.metrics import ModelStats
-from langchain_chatchat.server.pool import ReplicaPool
+from langchain_chatchat.server.pool import Replica, ReplicaPool
 from langchain_chatchat.workers.errors import (
     BadRequestError,
     RateLimitError,
@@ -62,17 +64,25 @@ class ChatDispatcher(Runnable[LanguageModelInput, BaseMessage]):
         self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> BaseMessage:
         runnables = self._runnables
-        return await self.pool.call(
-            lambda replica: runnables[replica.index].ainvoke(input, config, **kwargs)
-        )
+
+        def attempt(replica: Replica) -> Awaitable[BaseMessage]:
+            runnable = runnables[replica.index]
+            call = direct.direct_call(runnable, input, config, kwargs, streaming=False)
+            return direct.ainvoke(call) if call else runnable.ainvoke(input, config, **kwargs)
+
+        return await self.pool.call(attempt)
 
     def astream(  # type: ignore[override]  # returns the pool's generator rather than wrapping it
         self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> AsyncGenerator[BaseMessage, None]:
         runnables = self._runnables
-        return self.pool.stream(
-            lambda replica: runnables[replica.index].astream(input, config, **kwargs)
-        )
+
+        def start(replica: Replica) -> AsyncGenerator[BaseMessage, None]:
+            runnable = runnables[replica.index]
+            call = direct.direct_call(runnable, input, config, kwargs, streaming=True)
+            return direct.astream(call) if call else runnable.astream(input, config, **kwargs)
+
+        return self.pool.stream(start)
 
     def bind_tools(self, tools: Sequence[Any], **options: Any) -> ChatDispatcher:
         """The same pool, with `tools` bound by each replica's own model (which knows how its

@@ -1,10 +1,13 @@
 """LangServe routes at /<name> for every served model: the very dispatchers the OpenAI router
 calls, so both protocols share each model's replicas, limits, health and fallbacks.
 
-LangServe 0.3 answers some malformed bodies with a 500 (a non-UTF-8 body, a `config` that is
-not an object, `/batch` inputs that are not a list or fail the input schema). A dependency
-checks those first and answers 400 in OpenAI's shape; Starlette caches the body it reads, so
-LangServe parses the same bytes without a second read.
+A dependency checks each body before LangServe reads it and answers 400 in OpenAI's shape for
+what LangServe 0.3 would answer with a 500 (a non-UTF-8 body, JSON nested too deeply for its
+parser, a `config` that is not an object, `/batch` inputs that are not a list or fail the
+input schema) or would accept in silence: `kwargs` (LangServe passes none to the runnable) and
+`configurable` keys the runnable does not declare, so a request can never reach a setting of
+the server's. Starlette caches the body it reads, so LangServe parses the same bytes without a
+second read. Config-hash routes (`/c/{hash}/...`) are off: no model here is configurable.
 """
 
 from __future__ import annotations
@@ -26,15 +29,20 @@ _CHECKED_ENDPOINTS = ("invoke", "batch", "stream", "stream_log", "stream_events"
 def add_langserve_routes(app: FastAPI, registry: ModelRegistry) -> None:
     """invoke, batch, stream, stream_log, stream_events and playground for each model."""
     for served in registry:
+        runnable = served.runnable
         add_routes(
             app,
-            served.runnable,
+            runnable,
             path=f"/{served.name}",
-            dependencies=[Depends(_body_checker(served.runnable))],
+            dependencies=[Depends(_body_checker(runnable))],
+            config_keys=("configurable",) if runnable.config_specs else (),
+            disabled_endpoints=["config_hashes"],
         )
 
 
 def _body_checker(runnable: Runnable) -> Any:
+    configurable_ids = frozenset(spec.id for spec in runnable.config_specs)
+
     async def check_body(request: Request) -> None:
         endpoint = request.url.path.rsplit("/", 1)[-1]
         if request.method != "POST" or endpoint not in _CHECKED_ENDPOINTS:
@@ -43,16 +51,26 @@ def _body_checker(runnable: Runnable) -> Any:
             body = json.loads(await request.body())
         except UnicodeDecodeError:
             raise BadRequestError("the request body is not UTF-8 JSON") from None
+        except RecursionError:
+            raise BadRequestError("the request body is nested too deeply") from None
         except ValueError:
             return  # LangServe reports invalid JSON itself, as a 4xx
         if not isinstance(body, dict):
             return
         batch = endpoint == "batch"
+        if kwargs := body.get("kwargs"):
+            names = sorted(kwargs) if isinstance(kwargs, dict) else []
+            raise BadRequestError(
+                "LangServe routes take no call options ('kwargs'); bind them on the server or"
+                " send them to /v1/chat/completions"
+                + (f" (got: {', '.join(map(str, names))})" if names else ""),
+                param="kwargs",
+            )
         if "config" in body:
             config = body["config"]
             configs = config if batch and isinstance(config, list) else [config]
-            if not all(isinstance(item, (dict, str)) for item in configs):
-                raise BadRequestError("'config' must be an object", param="config")
+            for item in configs:
+                _check_config(item, configurable_ids)
         if batch:
             inputs = body.get("inputs")
             if not isinstance(inputs, list):
@@ -67,3 +85,23 @@ def _body_checker(runnable: Runnable) -> Any:
                     ) from None
 
     return check_body
+
+
+def _check_config(config: Any, configurable_ids: frozenset[str]) -> None:
+    """A config must be an object whose `configurable` names only the runnable's own fields."""
+    if not isinstance(config, dict):
+        raise BadRequestError("'config' must be an object", param="config")
+    configurable = config.get("configurable")
+    if configurable is None:
+        return
+    if not isinstance(configurable, dict):
+        raise BadRequestError(
+            "'config.configurable' must be an object", param="config.configurable"
+        )
+    unknown = sorted(str(key) for key in configurable if key not in configurable_ids)
+    if unknown:
+        raise BadRequestError(
+            f"Unrecognized configurable field(s): {', '.join(unknown)}; this model has"
+            + (f" only {', '.join(sorted(configurable_ids))}" if configurable_ids else " none"),
+            param=f"config.configurable.{unknown[0]}",
+        )

@@ -43,7 +43,7 @@ from langchain_chatchat.server.metrics import Metrics
 from langchain_chatchat.server.pool import Replica, ReplicaPool
 from langchain_chatchat.server.remote import LangServeReplica, public_url
 from langchain_chatchat.workers.errors import BadRequestError, ChatchatError, NotFoundError
-from langchain_chatchat.workers.openai_compatible import OpenAICompatibleClient
+from langchain_chatchat.workers.transport import HTTPTransport
 
 logger = logging.getLogger("langchain_chatchat.server")
 
@@ -229,13 +229,13 @@ def _construct(
             f"so it cannot serve kind {kind!r}"
         )
     if timeout.connect is not None:
-        worker = getattr(model, "worker", None)
-        if not isinstance(worker, OpenAICompatibleClient):
+        transport = getattr(getattr(model, "worker", None), "transport", None)
+        if not isinstance(transport, HTTPTransport):
             raise ConfigError(
                 f"{where}: timeout.connect is not supported by {cls.__name__}, whose transport"
                 " has a single timeout (set timeout.read)"
             )
-        worker.connect_timeout = timeout.connect
+        transport.connect_timeout = timeout.connect
     return model
 
 

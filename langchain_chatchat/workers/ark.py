@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from langchain_chatchat.workers.endpoint import Endpoint
 from langchain_chatchat.workers.errors import (
     AuthenticationError,
     ContentFilterError,
+    ErrorTable,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
 )
 from langchain_chatchat.workers.openai_compatible import (
-    OpenAICompatibleClient,
     OpenAICompatibleEmbeddingWorker,
     OpenAICompatibleWorker,
 )
@@ -24,36 +25,41 @@ from langchain_chatchat.workers.openai_compatible import (
 DEFAULT_BASE_URL = "https://ark.cn-beijing.volces.com/api/v3"
 
 
-class _ArkClient(OpenAICompatibleClient):
-    """Bearer ARK_API_KEY. Errors are `{"error": {"code", "message", "param", "type"}}` with the
-    codes of Ark's error reference; dotted sub-codes (RateLimitExceeded.EndpointRPMExceeded,
-    SensitiveContentDetected.Violence, ...) map by their first part."""
+ARK = Endpoint(
+    provider="ark",
+    default_base_url=DEFAULT_BASE_URL,
+    api_key_env="ARK_API_KEY",
+    base_url_env="ARK_BASE_URL",
+    # `{"error": {"code", "message", "param", "type"}}` with the codes of Ark's error reference;
+    # dotted sub-codes (RateLimitExceeded.EndpointRPMExceeded, SensitiveContentDetected.Violence,
+    # ...) map by their first part.
+    errors=ErrorTable(
+        {
+            "AuthenticationError": AuthenticationError,
+            "AccountOverdueError": PermissionDeniedError,
+            "AccessDenied": PermissionDeniedError,
+            "QuotaExceeded": PermissionDeniedError,
+            "InvalidEndpointOrModel": NotFoundError,
+            "InvalidEndpoint": NotFoundError,
+            "ModelNotOpen": PermissionDeniedError,
+            "SensitiveContentDetected": ContentFilterError,
+            "InputTextSensitiveContentDetected": ContentFilterError,
+            "InputImageSensitiveContentDetected": ContentFilterError,
+            "OutputTextSensitiveContentDetected": ContentFilterError,
+            "RateLimitExceeded": RateLimitError,
+            "ServerOverloaded": RateLimitError,
+        }
+    ),
+)
 
-    provider: ClassVar[str] = "ark"
-    default_base_url: ClassVar[str] = DEFAULT_BASE_URL
-    api_key_env: ClassVar[str] = "ARK_API_KEY"
-    base_url_env: ClassVar[str | None] = "ARK_BASE_URL"
-    api_key_required: ClassVar[bool] = True
-    error_codes: ClassVar = {
-        "AuthenticationError": AuthenticationError,
-        "AccountOverdueError": PermissionDeniedError,
-        "AccessDenied": PermissionDeniedError,
-        "QuotaExceeded": PermissionDeniedError,
-        "InvalidEndpointOrModel": NotFoundError,
-        "InvalidEndpoint": NotFoundError,
-        "ModelNotOpen": PermissionDeniedError,
-        "SensitiveContentDetected": ContentFilterError,
-        "InputTextSensitiveContentDetected": ContentFilterError,
-        "InputImageSensitiveContentDetected": ContentFilterError,
-        "OutputTextSensitiveContentDetected": ContentFilterError,
-        "RateLimitExceeded": RateLimitError,
-        "ServerOverloaded": RateLimitError,
-    }
 
-
-class ArkWorker(_ArkClient, OpenAICompatibleWorker):
+class ArkWorker(OpenAICompatibleWorker):
     """Doubao chat, vision and thinking models (reasoning_content; `thinking={"type": ...}`)."""
 
+    endpoint: ClassVar[Endpoint] = ARK
 
-class ArkEmbeddingWorker(_ArkClient, OpenAICompatibleEmbeddingWorker):
+
+class ArkEmbeddingWorker(OpenAICompatibleEmbeddingWorker):
     """Doubao text embeddings (doubao-embedding-*)."""
+
+    endpoint: ClassVar[Endpoint] = ARK

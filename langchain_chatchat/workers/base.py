@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from typing import ClassVar, Literal
 
@@ -85,7 +85,7 @@ class ChatWorker(WorkerBase, ABC):
         request = self.prepare(replace(request, stream=True))
         return retry_stream(self.retry_policy, lambda: self._call(request))
 
-    def astream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
+    def astream(self, request: ChatRequest) -> AsyncGenerator[ChatDelta, None]:
         request = self.prepare(replace(request, stream=True))
         return aretry_stream(self.retry_policy, lambda: self._acall(request))
 

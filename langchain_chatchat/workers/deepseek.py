@@ -6,12 +6,21 @@ use the OpenAI SDK against this same wire format).
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from langchain_chatchat.workers.base import MessageRules
-from langchain_chatchat.workers.openai_compatible import OpenAICompatibleWorker
+from langchain_chatchat.workers.endpoint import Endpoint
+from langchain_chatchat.workers.openai_compatible import OpenAICompatibleWorker, ResponseFormat
 
 DEFAULT_BASE_URL = "https://api.deepseek.com"
+
+
+DEEPSEEK = Endpoint(
+    provider="deepseek",
+    default_base_url=DEFAULT_BASE_URL,
+    api_key_env="DEEPSEEK_API_KEY",
+    base_url_env="DEEPSEEK_BASE_URL",
+)
 
 
 class DeepSeekWorker(OpenAICompatibleWorker):
@@ -25,12 +34,8 @@ class DeepSeekWorker(OpenAICompatibleWorker):
       insufficient balance, 422, 429, 500, 503 overloaded), mapped by status.
     """
 
-    provider: ClassVar[str] = "deepseek"
-    default_base_url: ClassVar[str] = DEFAULT_BASE_URL
-    api_key_env: ClassVar[str] = "DEEPSEEK_API_KEY"
-    base_url_env: ClassVar[str | None] = "DEEPSEEK_BASE_URL"
-    api_key_required: ClassVar[bool] = True
+    endpoint: ClassVar[Endpoint] = DEEPSEEK
     message_rules: ClassVar[MessageRules] = MessageRules(images=False)
-    response_formats: ClassVar[frozenset[str]] = frozenset({"json_object"})
+    response_formats: ClassVar[frozenset[ResponseFormat]] = frozenset({"json_object"})
     max_stop: ClassVar[int] = 16
-    echo_reasoning: ClassVar = "tool_calls"
+    echo_reasoning: ClassVar[Literal["never", "tool_calls", "always"]] = "tool_calls"

@@ -16,21 +16,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from langchain_chatchat.workers.endpoint import Auth, Endpoint, ErrorFields
 from langchain_chatchat.workers.errors import (
     AuthenticationError,
     BadRequestError,
     ContentFilterError,
     ContextLengthError,
+    ErrorTable,
     PermissionDeniedError,
     RateLimitError,
+    UpstreamServerError,
     UpstreamTimeoutError,
-    UpstreamUnavailableError,
 )
 from langchain_chatchat.workers.openai_compatible import (
-    OpenAICompatibleClient,
     OpenAICompatibleEmbeddingWorker,
     OpenAICompatibleWorker,
+    ResponseFormat,
     StreamReader,
+    ToolChoiceMode,
     tool_call_delta,
 )
 from langchain_chatchat.workers.streaming import _new_suffix
@@ -39,60 +42,60 @@ from langchain_chatchat.workers.types import ChatDelta, EmbeddingRequest, Embedd
 DEFAULT_BASE_URL = "https://api.minimaxi.com/v1"
 
 
-class _MiniMaxClient(OpenAICompatibleClient):
-    """Bearer MINIMAX_API_KEY; `GroupId` query parameter where the account needs it. Error codes
-    from MiniMax's reference: 1000 unknown, 1001 timeout, 1002 rate limit, 1004 auth, 1008
-    balance, 1024/1033 internal, 1026/1027 sensitive input/output, 1039 token limit, 2013 bad
-    parameters, 2049 invalid API key."""
+class MiniMaxAuth(Auth):
+    """Bearer MINIMAX_API_KEY; the `GroupId` query parameter where the account needs it."""
 
-    provider: ClassVar[str] = "minimax"
-    default_base_url: ClassVar[str] = DEFAULT_BASE_URL
-    api_key_env: ClassVar[str] = "MINIMAX_API_KEY"
-    base_url_env: ClassVar[str | None] = "MINIMAX_BASE_URL"
-    api_key_required: ClassVar[bool] = True
-    error_codes: ClassVar = {
-        **dict.fromkeys(("1000", "1024", "1033"), UpstreamUnavailableError),
-        "1001": UpstreamTimeoutError,
-        "1002": RateLimitError,
-        **dict.fromkeys(("1004", "2049"), AuthenticationError),
-        "1008": PermissionDeniedError,
-        **dict.fromkeys(("1026", "1027"), ContentFilterError),
-        "1039": ContextLengthError,
-        "2013": BadRequestError,
-    }
-
-    def __init__(self, *, group_id: str | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, api_key: str | None, *, group_id: str | None = None) -> None:
+        super().__init__(api_key)
         self.group_id = group_id
 
-    def query_params(self) -> dict[str, str]:
-        params = super().query_params()
-        if self.group_id:
-            params["GroupId"] = self.group_id
-        return params
-
-    def check_body(self, body: Any, headers: Mapping[str, str] | None = None) -> None:
-        status = (body.get("base_resp") or {}) if isinstance(body, Mapping) else {}
-        code = status.get("status_code")
-        if code not in (None, 0, "0"):
-            error = {
-                "error": {
-                    "code": str(code),
-                    "message": status.get("status_msg") or f"MiniMax error {code}",
-                }
-            }
-            raise self.error_from_response(400, error, headers or {})
-        super().check_body(body, headers)
+    def params(self) -> dict[str, str]:
+        return {"GroupId": self.group_id} if self.group_id else {}
 
 
-class MiniMaxWorker(_MiniMaxClient, OpenAICompatibleWorker):
+def _base_resp_error(body: Mapping[str, Any]) -> ErrorFields | None:
+    """MiniMax reports failures as HTTP 200 with `base_resp: {status_code, status_msg}`."""
+    status = body.get("base_resp") or {}
+    code = status.get("status_code") if isinstance(status, Mapping) else None
+    if code in (None, 0, "0"):
+        return None
+    return ErrorFields(code=str(code), message=status.get("status_msg") or f"MiniMax error {code}")
+
+
+MINIMAX = Endpoint(
+    provider="minimax",
+    default_base_url=DEFAULT_BASE_URL,
+    api_key_env="MINIMAX_API_KEY",
+    base_url_env="MINIMAX_BASE_URL",
+    auth=MiniMaxAuth,
+    body_error=_base_resp_error,
+    # From MiniMax's reference: 1000 unknown, 1001 timeout, 1002 rate limit, 1004 auth, 1008
+    # balance, 1024/1033 internal, 1026/1027 sensitive input/output, 1039 token limit, 2013 bad
+    # parameters, 2049 invalid API key.
+    errors=ErrorTable(
+        {
+            **dict.fromkeys(("1000", "1024", "1033"), UpstreamServerError),
+            "1001": UpstreamTimeoutError,
+            "1002": RateLimitError,
+            **dict.fromkeys(("1004", "2049"), AuthenticationError),
+            "1008": PermissionDeniedError,
+            **dict.fromkeys(("1026", "1027"), ContentFilterError),
+            "1039": ContextLengthError,
+            "2013": BadRequestError,
+        }
+    ),
+)
+
+
+class MiniMaxWorker(OpenAICompatibleWorker):
     """MiniMax-M1 / MiniMax-Text-01 / abab models: tools ("auto"/"none"), reasoning_content,
     JSON schema output (MiniMax-Text-01)."""
 
+    endpoint: ClassVar[Endpoint] = MINIMAX
     chat_path: ClassVar[str] = "/text/chatcompletion_v2"
     include_usage_option: ClassVar[bool] = False
-    tool_choices: ClassVar[frozenset[str]] = frozenset({"auto", "none"})
-    response_formats: ClassVar[frozenset[str]] = frozenset({"json_schema"})
+    tool_choices: ClassVar[frozenset[ToolChoiceMode]] = frozenset({"auto", "none"})
+    response_formats: ClassVar[frozenset[ResponseFormat]] = frozenset({"json_schema"})
 
     def delta_from_choice(self, choice: dict[str, Any], reader: StreamReader) -> ChatDelta:
         if "delta" in choice or not isinstance(choice.get("message"), Mapping):
@@ -108,9 +111,10 @@ class MiniMaxWorker(_MiniMaxClient, OpenAICompatibleWorker):
         )
 
 
-class MiniMaxEmbeddingWorker(_MiniMaxClient, OpenAICompatibleEmbeddingWorker):
+class MiniMaxEmbeddingWorker(OpenAICompatibleEmbeddingWorker):
     """embo-01: documents are embedded as `db`, queries as `query`."""
 
+    endpoint: ClassVar[Endpoint] = MINIMAX
     default_batch_size: ClassVar[int] = 16
 
     def embedding_payload(self, request: EmbeddingRequest) -> dict[str, Any]:

@@ -9,39 +9,51 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from langchain_chatchat.workers.endpoint import Endpoint
 from langchain_chatchat.workers.errors import (
     AuthenticationError,
     ContentFilterError,
+    ErrorTable,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
-    UpstreamUnavailableError,
+    UpstreamServerError,
 )
-from langchain_chatchat.workers.openai_compatible import OpenAICompatibleWorker
+from langchain_chatchat.workers.openai_compatible import (
+    OpenAICompatibleWorker,
+    ResponseFormat,
+    ToolChoiceMode,
+)
 
 DEFAULT_BASE_URL = "https://api.moonshot.cn/v1"
 
 
+MOONSHOT = Endpoint(
+    provider="moonshot",
+    default_base_url=DEFAULT_BASE_URL,
+    api_key_env="MOONSHOT_API_KEY",
+    base_url_env="MOONSHOT_BASE_URL",
+    # Moonshot's errors carry a `type` and no code: the types of its error reference.
+    errors=ErrorTable(
+        {
+            "content_filter": ContentFilterError,
+            "invalid_authentication_error": AuthenticationError,
+            "incorrect_api_key_error": AuthenticationError,
+            "exceeded_current_quota_error": PermissionDeniedError,
+            "permission_denied_error": PermissionDeniedError,
+            "resource_not_found_error": NotFoundError,
+            "rate_limit_reached_error": RateLimitError,
+            "engine_overloaded_error": RateLimitError,
+            "unexpected_output": UpstreamServerError,
+        }
+    ),
+)
+
+
 class MoonshotWorker(OpenAICompatibleWorker):
-    """Kimi / moonshot-v1 models. Moonshot's errors carry a `type` and no code; the types from its
-    error reference are mapped here. `tool_choice` "required" is not accepted (it becomes "auto");
+    """Kimi / moonshot-v1 models. `tool_choice` "required" is not accepted (it becomes "auto");
     a named tool is forced by offering only that tool."""
 
-    provider: ClassVar[str] = "moonshot"
-    default_base_url: ClassVar[str] = DEFAULT_BASE_URL
-    api_key_env: ClassVar[str] = "MOONSHOT_API_KEY"
-    base_url_env: ClassVar[str | None] = "MOONSHOT_BASE_URL"
-    api_key_required: ClassVar[bool] = True
-    tool_choices: ClassVar[frozenset[str]] = frozenset({"auto", "none"})
-    response_formats: ClassVar[frozenset[str]] = frozenset({"json_object"})
-    error_codes: ClassVar = {
-        "content_filter": ContentFilterError,
-        "invalid_authentication_error": AuthenticationError,
-        "incorrect_api_key_error": AuthenticationError,
-        "exceeded_current_quota_error": PermissionDeniedError,
-        "permission_denied_error": PermissionDeniedError,
-        "resource_not_found_error": NotFoundError,
-        "rate_limit_reached_error": RateLimitError,
-        "engine_overloaded_error": RateLimitError,
-        "unexpected_output": UpstreamUnavailableError,
-    }
+    endpoint: ClassVar[Endpoint] = MOONSHOT
+    tool_choices: ClassVar[frozenset[ToolChoiceMode]] = frozenset({"auto", "none"})
+    response_formats: ClassVar[frozenset[ResponseFormat]] = frozenset({"json_object"})

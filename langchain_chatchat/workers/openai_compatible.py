@@ -1,57 +1,35 @@
-"""One worker for every OpenAI-style chat/embeddings API, specialised by small class attributes.
+"""Translation for every OpenAI-style chat/embeddings API, specialised by small class attributes.
 
-Most providers Chatchat 0.2 reached through hand-written `ApiModelWorker`s (Zhipu, Qianfan,
-Ark, DeepSeek, Moonshot, MiniMax, Baichuan, Spark, Azure) now offer an OpenAI-shaped
-`/chat/completions`; so do vLLM, Ollama, Xinference, LocalAI and One-API. They differ in a
-handful of places, each of which is a class attribute or a small hook here:
+Most hosted providers (Zhipu, Qianfan, Ark, DeepSeek, Moonshot, MiniMax, Baichuan, Spark,
+Azure) and local servers (vLLM, Ollama, Xinference, LocalAI, One-API) offer an OpenAI-shaped
+`/chat/completions`. They differ in a handful of places, each a class attribute or a small
+hook here, plus the provider's `Endpoint` (identity, auth, error codes; see endpoint.py):
 
-- where: `default_base_url`, `chat_path`, `embeddings_path`, `query_params()`;
-- who: `auth_headers()` (Bearer by default; Azure's api-key, Zhipu's JWT override it);
+- where: `chat_path`, `embeddings_path`;
 - what they accept: `message_rules`, `tool_choices`, `response_formats`, `max_stop`,
   `include_usage_option`, `echo_reasoning`, and `adjust_payload()` for the rest;
-- what they send back: `check_body()` for errors carried in a 200 body, `delta_from_choice()`
-  for streams that are not plain deltas, `error_codes` for the provider's own codes.
+- what they send back: `delta_from_choice()` for streams that are not plain deltas.
 
-Transport: httpx for sync calls and aiohttp for async ones (one pooled client per worker, one
-session per event loop, reused across calls), SSE parsed by httpx-sse / a small line reader.
-aiohttp on the async path because it is the server's hot path: httpx's connection pool costs
-~1 ms of CPU per request at 16 concurrent streams (it polls every idle connection on each
-request), aiohttp's ~0.1 ms (see benchmarks/gateway.py).
-
-Streams yield incremental deltas; usage and the finish reason are held back and emitted
-exactly once, on the final delta, whether the provider sends usage in a
-trailing `choices: []` chunk (OpenAI's `include_usage`), on the finishing chunk, inside the
-choice (Moonshot), or not at all (several local servers).
+This module only translates (payload in, deltas out); bytes travel through the worker's
+`Transport`. Streams yield incremental deltas; usage and the finish reason are held back and
+emitted exactly once, on the final delta, whether the provider sends usage in a trailing
+`choices: []` chunk (OpenAI's `include_usage`), on the finishing chunk, inside the choice
+(Moonshot), or not at all (several local servers).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
-import re
-import threading
-import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, ClassVar, Literal
 
-import aiohttp
-import httpx
-import orjson
-from httpx_sse import EventSource
-
-from langchain_chatchat.workers.base import ChatWorker, EmbeddingWorker, MessageRules, WorkerBase
+from langchain_chatchat.workers.base import ChatWorker, EmbeddingWorker, MessageRules
+from langchain_chatchat.workers.endpoint import Endpoint, HTTPWorker, decode_json
 from langchain_chatchat.workers.errors import (
-    AuthenticationError,
     BadRequestError,
-    ChatchatError,
-    ContentFilterError,
-    ContextLengthError,
-    PermissionDeniedError,
-    UpstreamTimeoutError,
-    UpstreamUnavailableError,
-    error_for_status,
+    UpstreamConnectionError,
+    UpstreamServerError,
 )
 from langchain_chatchat.workers.streaming import ToolCallHeaders
 from langchain_chatchat.workers.types import (
@@ -68,6 +46,15 @@ from langchain_chatchat.workers.types import (
 logger = logging.getLogger(__name__)
 
 ToolChoiceMode = Literal["auto", "none", "required", "named"]
+ResponseFormat = Literal["json_object", "json_schema"]
+
+OPENAI_COMPATIBLE = Endpoint(
+    provider="openai_compatible",
+    api_key_env="OPENAI_API_KEY",
+    base_url_env="OPENAI_BASE_URL",
+    api_key_required=False,
+)
+"""Any OpenAI-style server: Bearer key when given, errors mapped by status."""
 
 _FINISH_REASONS: dict[str, FinishReason] = {
     "stop": "stop",
@@ -82,249 +69,23 @@ _FINISH_REASONS: dict[str, FinishReason] = {
     "content_filter": "content_filter",
     "sensitive": "content_filter",
 }
-_CONTEXT_LENGTH = re.compile(
-    r"context[ _]length|maximum context|context window|token limit|tokens? too long|too many tokens|"
-    r"prompt is too long|input (?:token )?length|exceed.{0,40}(?:token|length)|超长|超过.{0,10}(?:上限|长度)",
-    re.IGNORECASE,
-)
-_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "apim-request-id", "x-tt-logid", "trace-id")
 
 
-class OpenAICompatibleClient(WorkerBase):
-    """Endpoint, credentials, HTTP clients and error mapping shared by chat and embedding workers."""
-
-    provider: ClassVar[str] = "openai_compatible"
-    default_base_url: ClassVar[str | None] = None
-    api_key_env: ClassVar[str | None] = "OPENAI_API_KEY"
-    base_url_env: ClassVar[str | None] = "OPENAI_BASE_URL"
-    """The environment variables the provider's own SDK reads. Workers never read them; the
-    LangChain classes do, and error messages name them."""
-    api_key_required: ClassVar[bool] = False
-    """Hosted providers need a key; local servers (vLLM, Ollama, ...) usually do not."""
-    error_codes: ClassVar[Mapping[str, type[ChatchatError]]] = {}
-    """The provider's own error codes (or error types) → typed errors; unknown codes fall back to
-    the HTTP status."""
-
-    def __init__(
-        self,
-        *,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        default_headers: Mapping[str, str] | None = None,
-        default_query: Mapping[str, str] | None = None,
-        timeout: float | None = 60.0,
-        max_retries: int = 2,
-    ) -> None:
-        super().__init__(timeout=timeout, max_retries=max_retries)
-        base_url = base_url or self.default_base_url
-        if not base_url:
-            raise BadRequestError(
-                f"{self.provider}: base_url is required", provider=self.provider, param="base_url"
-            )
-        if self.api_key_required and not api_key:
-            hint = f" or set {self.api_key_env}" if self.api_key_env else ""
-            raise AuthenticationError(
-                f"no {self.provider} API key: pass api_key=...{hint}", provider=self.provider
-            )
-        self._api_key = api_key
-        self.base_url = base_url.rstrip("/")
-        self._default_headers = dict(default_headers or {})
-        self._default_query = dict(default_query or {})
-        self.connect_timeout: float | None = None
-        """Seconds to open a connection when it should differ from `timeout` (a server's
-        `timeout.connect`); set before the first request, when the clients are built."""
-        self._client: httpx.Client | None = None
-        self._client_lock = threading.Lock()
-        self._async_clients: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, aiohttp.ClientSession
-        ] = weakref.WeakKeyDictionary()
-
-    # -- request plumbing --------------------------------------------------------------------
-    def auth_headers(self) -> dict[str, str]:
-        """Credentials for one request; Bearer unless the provider says otherwise."""
-        return {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-
-    def query_params(self) -> dict[str, str]:
-        return dict(self._default_query)
-
-    def url(self, path: str) -> str:
-        return f"{self.base_url}{path}"
-
-    def _headers(self) -> dict[str, str]:
-        return {**self._default_headers, **self.auth_headers()}
-
-    def _http_timeout(self) -> httpx.Timeout:
-        connect = self.timeout if self.connect_timeout is None else self.connect_timeout
-        return httpx.Timeout(self.timeout, connect=connect)
-
-    def http_client(self) -> httpx.Client:
-        """One pooled client per worker, shared by threads (batch runs calls in a thread pool)."""
-        with self._client_lock:
-            if self._client is None:
-                self._client = httpx.Client(timeout=self._http_timeout())
-            return self._client
-
-    def async_http_client(self) -> aiohttp.ClientSession:
-        """One aiohttp session per event loop: pooled connections must not cross loops."""
-        loop = asyncio.get_running_loop()
-        client = self._async_clients.get(loop)
-        if client is None or client.closed:
-            client = self._async_clients[loop] = aiohttp.ClientSession(
-                connector=_Connector(limit=100),
-                cookie_jar=aiohttp.DummyCookieJar(),
-                timeout=self._aiohttp_timeout(),
-            )
-        return client
-
-    def _aiohttp_timeout(self) -> aiohttp.ClientTimeout:
-        """`timeout` bounds the connect and every wait for data, never the whole reply."""
-        connect = self.timeout if self.connect_timeout is None else self.connect_timeout
-        return aiohttp.ClientTimeout(
-            total=None, connect=connect, sock_connect=connect, sock_read=self.timeout
-        )
-
-    def close(self) -> None:
-        with self._client_lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
-
-    async def aclose(self) -> None:
-        client = self._async_clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.close()
-
-    def _request_kwargs(self, payload: dict[str, Any]) -> dict[str, Any]:
-        return {"json": payload, "headers": self._headers(), "params": self.query_params()}
-
-    def _post(self, path: str, payload: dict[str, Any]) -> tuple[Any, httpx.Headers]:
-        with self._transport_errors():
-            response = self.http_client().post(self.url(path), **self._request_kwargs(payload))
-        return self._json_or_raise(response), response.headers
-
-    def _aiohttp_kwargs(self, payload: dict[str, Any]) -> dict[str, Any]:
-        headers = self._headers()
-        if not any(name.lower() == "content-type" for name in headers):
-            headers["Content-Type"] = "application/json"
-        return {
-            "data": _encode(payload),
-            "headers": headers,
-            "params": self.query_params() or None,
-            "timeout": self._aiohttp_timeout(),
-        }
-
-    async def _apost(self, path: str, payload: dict[str, Any]) -> tuple[Any, Mapping[str, str]]:
-        with self._transport_errors():
-            async with self.async_http_client().post(
-                self.url(path), **self._aiohttp_kwargs(payload)
-            ) as response:
-                content = await response.read()
-        return self._checked_body(response.status, content, response.headers), response.headers
-
-    def _json_or_raise(self, response: httpx.Response) -> Any:
-        return self._checked_body(response.status_code, response.content, response.headers)
-
-    def _checked_body(self, status: int, content: bytes, headers: Mapping[str, str]) -> Any:
-        body = _decode(content)
-        if status >= 400:
-            raise self.error_from_response(status, body, headers)
-        if not isinstance(body, (dict, list)):
-            raise UpstreamUnavailableError(
-                f"{self.provider} sent a malformed response body",
-                provider=self.provider,
-                status_code=502,
-            )
-        self.check_body(body, headers)
-        return body
-
-    @contextlib.contextmanager
-    def _transport_errors(self) -> Iterator[None]:
-        try:
-            yield
-        except (
-            httpx.TimeoutException,
-            TimeoutError,
-        ) as error:  # aiohttp's timeouts are TimeoutErrors
-            raise UpstreamTimeoutError(
-                f"{self.provider} did not answer in time ({type(error).__name__})",
-                provider=self.provider,
-            ) from error
-        except (httpx.TransportError, aiohttp.ClientError) as error:
-            raise UpstreamUnavailableError(
-                f"{self.provider} connection failed ({type(error).__name__})",
-                provider=self.provider,
-            ) from error
-
-    # -- errors -----------------------------------------------------------------------------
-    def check_body(self, body: Any, headers: Mapping[str, str] | None = None) -> None:
-        """Raise for an error carried in a successful response or stream chunk."""
-        if isinstance(body, dict) and body.get("error"):
-            raise self.error_from_response(_status_of(body["error"]), body, headers or {})
-
-    def request_id_of(self, body: Any, headers: Mapping[str, str] | None = None) -> str | None:
-        if isinstance(body, dict):
-            for key in ("request_id", "id"):
-                if isinstance(body.get(key), str) and body[key]:
-                    return body[key]
-        for name in _REQUEST_ID_HEADERS:
-            if headers and headers.get(name):
-                return headers[name]
-        return None
-
-    def error_from_response(
-        self, status: int, body: Any, headers: Mapping[str, str]
-    ) -> ChatchatError:
-        code, kind, message = _error_fields(body)
-        message = message or f"{self.provider} returned HTTP {status}"
-        kwargs: dict[str, Any] = {
-            "provider": self.provider,
-            "code": code or kind,
-            "request_id": self.request_id_of(body, headers),
-            "retry_after": _retry_after(headers),
-        }
-        error_class = self.classify_error(status, code, kind, message)
-        if error_class is ChatchatError:
-            return error_for_status(status, message, **kwargs)
-        return error_class(message, **kwargs)
-
-    def classify_error(
-        self, status: int, code: str | None, kind: str | None, message: str
-    ) -> type[ChatchatError]:
-        """The typed error for a provider error: its code table first, then the message, then the
-        HTTP status (`ChatchatError` means "decide by status")."""
-        keys = (
-            code,
-            code.split(".")[0] if code else None,
-            kind,
-        )  # "RateLimitExceeded.EndpointRPMExceeded"
-        mapped = next(
-            (self.error_codes[key] for key in keys if key and key in self.error_codes), None
-        )
-        if mapped is not None and mapped is not BadRequestError:
-            return mapped
-        if "content_filter" in (code, kind):
-            return ContentFilterError
-        if "context_length_exceeded" in (code, kind) or (
-            status in (400, 413, 422) and _CONTEXT_LENGTH.search(message)
-        ):
-            return ContextLengthError
-        if mapped is not None:
-            return mapped
-        if status == 402:  # payment required: the account, not the request, must change
-            return PermissionDeniedError
-        return ChatchatError
-
-
-class OpenAICompatibleWorker(OpenAICompatibleClient, ChatWorker):
+class OpenAICompatibleWorker(HTTPWorker, ChatWorker):
     """Chat over `POST {base_url}/chat/completions` with OpenAI's request and SSE shapes."""
 
+    endpoint: ClassVar[Endpoint] = OPENAI_COMPATIBLE
     message_rules: ClassVar[MessageRules] = MessageRules(images=True)
     chat_path: ClassVar[str] = "/chat/completions"
     include_usage_option: ClassVar[bool] = True
     """Send `stream_options: {"include_usage": true}` (providers that reject it set False)."""
-    tool_choices: ClassVar[frozenset[str]] = frozenset({"auto", "none", "required", "named"})
+    tool_choices: ClassVar[frozenset[ToolChoiceMode]] = frozenset(
+        {"auto", "none", "required", "named"}
+    )
     """The tool_choice forms the provider accepts; others are translated (see `convert_tool_choice`)."""
-    response_formats: ClassVar[frozenset[str]] = frozenset({"json_object", "json_schema"})
+    response_formats: ClassVar[frozenset[ResponseFormat]] = frozenset(
+        {"json_object", "json_schema"}
+    )
     max_stop: ClassVar[int | None] = None
     """How many stop sequences the provider accepts (None: no documented limit)."""
     echo_reasoning: ClassVar[Literal["never", "tool_calls", "always"]] = "never"
@@ -351,9 +112,10 @@ class OpenAICompatibleWorker(OpenAICompatibleClient, ChatWorker):
         return request
 
     def build_payload(self, request: ChatRequest) -> dict[str, Any]:
+        messages = [self.convert_message(m) for m in request.messages]
         payload: dict[str, Any] = {
             "model": request.model,
-            "messages": [self.convert_message(m) for m in request.messages],
+            "messages": messages,
             "stream": request.stream,
         }
         if request.stream and self.include_usage_option:
@@ -367,6 +129,7 @@ class OpenAICompatibleWorker(OpenAICompatibleClient, ChatWorker):
         if request.tools:
             payload.update(self.convert_tool_choice(request.tools, request.tool_choice))
         payload.update(request.extra)
+        payload.update(model=request.model, messages=messages, stream=request.stream)
         return self.adjust_payload(payload, request)
 
     def adjust_payload(self, payload: dict[str, Any], request: ChatRequest) -> dict[str, Any]:
@@ -439,50 +202,34 @@ class OpenAICompatibleWorker(OpenAICompatibleClient, ChatWorker):
     def _call(self, request: ChatRequest) -> Iterator[ChatDelta]:
         payload = self.build_payload(request)
         if not request.stream:
-            body, headers = self._post(self.chat_path, payload)
+            body, headers = self.post_json(self.chat_path, payload)
             yield self.parse_completion(body, headers, request)
             return
-        with (
-            self._transport_errors(),
-            self.http_client().stream(
-                "POST", self.url(self.chat_path), **self._request_kwargs(payload)
-            ) as response,
-        ):
-            if not _is_event_stream(response):
-                response.read()
-                yield self.parse_completion(
-                    self._json_or_raise(response), response.headers, request
-                )
+        with self.stream_json(self.chat_path, payload) as reply:
+            if reply.events is None:
+                yield self.parse_completion(reply.body, reply.headers, request)
                 return
-            reader = StreamReader(self, request, response.headers)
-            for event in EventSource(response).iter_sse():
-                yield from reader.feed(event.data)
+            reader = StreamReader(self, request, reply.headers)
+            for data in reply.events:
+                yield from reader.feed(data)
             yield from reader.finish()
 
     async def _acall(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
         payload = self.build_payload(request)
         if not request.stream:
-            body, headers = await self._apost(self.chat_path, payload)
+            body, headers = await self.apost_json(self.chat_path, payload)
             yield self.parse_completion(body, headers, request)
             return
-        with self._transport_errors():
-            async with self.async_http_client().post(
-                self.url(self.chat_path), **self._aiohttp_kwargs(payload)
-            ) as response:
-                if response.status >= 400 or "text/event-stream" not in response.headers.get(
-                    "content-type", ""
-                ):
-                    body = self._checked_body(
-                        response.status, await response.read(), response.headers
-                    )
-                    yield self.parse_completion(body, response.headers, request)
-                    return
-                reader = StreamReader(self, request, response.headers)
-                async for data in _sse_data(response.content):
-                    for delta in reader.feed(data):
-                        yield delta
-                for delta in reader.finish():
+        async with self.astream_json(self.chat_path, payload) as reply:
+            if reply.events is None:
+                yield self.parse_completion(reply.body, reply.headers, request)
+                return
+            reader = StreamReader(self, request, reply.headers)
+            async for data in reply.events:
+                for delta in reader.feed(data):
                     yield delta
+            for delta in reader.finish():
+                yield delta
 
     # -- response translation --------------------------------------------------------------------
     def parse_completion(
@@ -491,7 +238,7 @@ class OpenAICompatibleWorker(OpenAICompatibleClient, ChatWorker):
         """A whole (non-streamed) reply as one final delta."""
         choices = body.get("choices") or []
         if not choices:
-            raise UpstreamUnavailableError(
+            raise UpstreamServerError(
                 f"{self.provider} sent a reply without choices",
                 provider=self.provider,
                 request_id=self.request_id_of(body, headers),
@@ -528,7 +275,7 @@ class OpenAICompatibleWorker(OpenAICompatibleClient, ChatWorker):
         if not raw or raw == "null":
             return None
         if raw == "network_error":  # Zhipu: the model side failed mid-reply
-            raise UpstreamUnavailableError(
+            raise UpstreamServerError(
                 f"{self.provider} reported a network error mid-reply", provider=self.provider
             )
         reason = _FINISH_REASONS.get(str(raw))
@@ -565,9 +312,9 @@ class StreamReader:
             return
         if not raw.strip():
             return
-        chunk = _decode(raw)
+        chunk = decode_json(raw)
         if not isinstance(chunk, dict):
-            raise UpstreamUnavailableError(
+            raise UpstreamServerError(
                 f"{self.worker.provider} sent a malformed stream chunk",
                 provider=self.worker.provider,
             )
@@ -602,7 +349,7 @@ class StreamReader:
     def finish(self) -> Iterator[ChatDelta]:
         if self.finish_reason is None:
             if not self.done:
-                raise UpstreamUnavailableError(
+                raise UpstreamConnectionError(
                     f"the {self.worker.provider} stream ended before the reply was finished",
                     provider=self.worker.provider,
                     request_id=self.request_id,
@@ -624,9 +371,10 @@ class StreamReader:
         return tool_call_delta(call, index)
 
 
-class OpenAICompatibleEmbeddingWorker(OpenAICompatibleClient, EmbeddingWorker):
+class OpenAICompatibleEmbeddingWorker(HTTPWorker, EmbeddingWorker):
     """Embeddings over `POST {base_url}/embeddings`, batched to each model's limit."""
 
+    endpoint: ClassVar[Endpoint] = OPENAI_COMPATIBLE
     embeddings_path: ClassVar[str] = "/embeddings"
     default_batch_size: ClassVar[int] = 256
     batch_limits: ClassVar[Mapping[str, int]] = {}
@@ -659,7 +407,7 @@ class OpenAICompatibleEmbeddingWorker(OpenAICompatibleClient, EmbeddingWorker):
     ) -> EmbeddingResult:
         request_id = self.request_id_of(body, headers)
         if len(vectors) != len(request.texts):
-            raise UpstreamUnavailableError(
+            raise UpstreamServerError(
                 f"{self.provider} returned {len(vectors)} embeddings for {len(request.texts)} texts",
                 provider=self.provider,
                 request_id=request_id,
@@ -675,11 +423,11 @@ class OpenAICompatibleEmbeddingWorker(OpenAICompatibleClient, EmbeddingWorker):
         )
 
     def _embed_batch(self, request: EmbeddingRequest) -> EmbeddingResult:
-        body, headers = self._post(self.embeddings_path, self.embedding_payload(request))
+        body, headers = self.post_json(self.embeddings_path, self.embedding_payload(request))
         return self.parse_embeddings(body, headers, request)
 
     async def _aembed_batch(self, request: EmbeddingRequest) -> EmbeddingResult:
-        body, headers = await self._apost(self.embeddings_path, self.embedding_payload(request))
+        body, headers = await self.apost_json(self.embeddings_path, self.embedding_payload(request))
         return self.parse_embeddings(body, headers, request)
 
 
@@ -735,107 +483,3 @@ def _reasoning_text(message: Mapping[str, Any]) -> str:
     """reasoning_content (DeepSeek, Zhipu, Moonshot, Ark, ...) or reasoning (newer vLLM, Ollama)."""
     value = message.get("reasoning_content") or message.get("reasoning")
     return value if isinstance(value, str) else ""
-
-
-def _decode(raw: bytes) -> Any:
-    try:
-        return orjson.loads(raw) if raw else None
-    except orjson.JSONDecodeError:  # also raised for invalid UTF-8
-        return raw.decode("utf-8", "replace")
-
-
-def _encode(payload: Any) -> bytes:
-    try:
-        return orjson.dumps(payload)
-    except TypeError:  # e.g. non-string keys: let the stdlib say what it accepts
-        return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-async def _sse_data(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
-    """The `data` of each server-sent event, multi-line data joined with newlines.
-
-    Fields other than `data` are not used by OpenAI-style streams and are skipped; an event cut
-    off before its blank line is dropped, as the SSE spec says.
-    """
-    data: list[bytes] = []
-    rest = b""
-    async for piece in content.iter_any():  # whatever arrived: usually several whole events
-        lines = (rest + piece if rest else piece).split(b"\n")
-        rest = lines.pop()  # the unfinished last line
-        for line in lines:
-            if line[-1:] == b"\r":
-                line = line[:-1]
-            if not line:
-                if data:
-                    yield data[0] if len(data) == 1 else b"\n".join(data)
-                    data = []
-            elif line[:5] == b"data:":
-                value = line[5:]
-                data.append(value[1:] if value[:1] == b" " else value)
-
-
-class _Connector(aiohttp.TCPConnector):
-    """A session left open when its event loop ends (one loop per test, say) is no error: the
-    loop's sockets went with it. Counting the connector closed then keeps aiohttp from
-    reporting "Unclosed client session" when the session is collected."""
-
-    @property
-    def closed(self) -> bool:
-        return self._closed or self._loop.is_closed()
-
-    def __del__(self, _warnings: Any = None) -> None:
-        with contextlib.suppress(Exception):  # close what is left, quietly
-            if not self._closed and self._conns:
-                self._close()
-
-
-def _is_event_stream(response: httpx.Response) -> bool:
-    return response.status_code < 400 and "text/event-stream" in response.headers.get(
-        "content-type", ""
-    )
-
-
-def _status_of(error: Any) -> int:
-    """The HTTP status an in-body error stands for (vLLM puts it in `code`)."""
-    if isinstance(error, Mapping):
-        for key in ("status", "code"):
-            value = error.get(key)
-            if isinstance(value, int) and 400 <= value < 600:
-                return value
-            if isinstance(value, str) and value.isdigit() and 400 <= int(value) < 600:
-                return int(value)
-    return 500
-
-
-def _error_fields(body: Any) -> tuple[str | None, str | None, str | None]:
-    """(code, type, message) from the error shapes providers use."""
-    if isinstance(body, str):
-        return None, None, body.strip()[:500] or None
-    if not isinstance(body, Mapping):
-        return None, None, None
-    error = body.get("error", body)
-    if isinstance(error, str):
-        return None, None, error
-    if not isinstance(error, Mapping):
-        return None, None, None
-    message = error.get("message") or error.get("msg") or error.get("detail") or body.get("message")
-    if isinstance(message, (list, dict)):
-        message = json.dumps(message, ensure_ascii=False)
-    code = error.get("code")
-    kind = error.get("type")
-    return (
-        (str(code) if code not in (None, "") else None),
-        (str(kind) if kind else None),
-        (str(message) if message else None),
-    )
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    try:
-        if headers.get("retry-after-ms"):
-            return float(headers["retry-after-ms"]) / 1000
-        if headers.get("retry-after"):
-            return float(headers["retry-after"])
-    except ValueError:
-        return None
-    return None

@@ -30,13 +30,14 @@ from langchain_chatchat.workers.errors import (
     AuthenticationError,
     ChatchatError,
     ContentFilterError,
-    ContextLengthError,
+    ErrorTable,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
+    UpstreamConnectionError,
+    UpstreamServerError,
     UpstreamTimeoutError,
-    UpstreamUnavailableError,
-    error_for_status,
+    retry_after_seconds,
 )
 from langchain_chatchat.workers.streaming import CumulativeToIncremental, ToolCallHeaders
 from langchain_chatchat.workers.types import (
@@ -96,13 +97,14 @@ class QwenWorker(_DashScopeClient, ChatWorker):
             or bool(extra.get("enable_thinking"))
             or bool(_STREAM_ONLY.match(request.model))
         )
-        payload: dict[str, Any] = {
+        fixed: dict[str, Any] = {
             "model": request.model,
             "messages": _to_dashscope_messages(request.messages),
             "result_format": "message",
             "stream": stream,
             **self._sdk_kwargs(),
         }
+        payload = dict(fixed)
         if stream:
             payload["incremental_output"] = extra.pop("incremental_output", True)
         for name in ("temperature", "top_p", "max_tokens", "seed", "response_format"):
@@ -118,6 +120,7 @@ class QwenWorker(_DashScopeClient, ChatWorker):
         if request.user:
             extra.setdefault("user", request.user)
         payload.update(extra)  # enable_search, enable_thinking, thinking_budget, ...
+        payload.update(fixed)  # extra never overrides the messages, key, URL or timeout
         return payload
 
     # -- transport ----------------------------------------------------------------------------
@@ -180,7 +183,7 @@ class _StreamReader:
 
     def finish(self) -> None:
         if not self.finished:
-            raise UpstreamUnavailableError(
+            raise UpstreamConnectionError(
                 "the DashScope stream ended before the reply was finished", provider=PROVIDER
             )
 
@@ -280,40 +283,34 @@ def _checked(response: Any) -> Any:
     return response
 
 
+QWEN_ERRORS = ErrorTable(
+    # DashScope's error-code reference; dotted codes ("Throttling.RateQuota",
+    # "AccessDenied.Unpurchased") also match their first part.
+    {
+        "InvalidApiKey": AuthenticationError,
+        "AccessDenied": PermissionDeniedError,
+        "Arrearage": PermissionDeniedError,
+        "DataInspectionFailed": ContentFilterError,
+        "data_inspection_failed": ContentFilterError,
+        "Throttling": RateLimitError,
+        "ModelNotFound": NotFoundError,
+        "Model.NotFound": NotFoundError,
+        "RequestTimeOut": UpstreamTimeoutError,
+    },
+    messages=[(re.compile("model not exist", re.IGNORECASE), NotFoundError)],
+)
+
+
 def _error_from_response(response: Any) -> ChatchatError:
     status = int(response.status_code)
-    code = response.code or ""
-    message = response.message or f"DashScope returned HTTP {status}"
-    headers = getattr(response, "headers", None) or {}
-    kwargs: dict[str, Any] = {
-        "provider": PROVIDER,
-        "code": code or None,
-        "request_id": response.request_id or None,
-    }
-    lowered = message.lower()
-    if code == "InvalidApiKey":
-        return AuthenticationError(message, **kwargs)
-    if code.startswith("AccessDenied") or code == "Arrearage":
-        return PermissionDeniedError(message, **kwargs)
-    if code.startswith("DataInspectionFailed") or code == "data_inspection_failed":
-        return ContentFilterError(message, **kwargs)
-    if code.startswith("Throttling") or status == 429:
-        retry_after = headers.get("Retry-After") or headers.get("retry-after")
-        return RateLimitError(message, retry_after=_seconds(retry_after), **kwargs)
-    if "range of input length" in lowered or "input length" in lowered and "exceed" in lowered:
-        return ContextLengthError(message, **kwargs)
-    if code in ("ModelNotFound", "Model.NotFound") or "model not exist" in lowered:
-        return NotFoundError(message, **kwargs)
-    if code == "RequestTimeOut":
-        return UpstreamTimeoutError(message, **kwargs)
-    return error_for_status(status, message, **kwargs)
-
-
-def _seconds(value: str | None) -> float | None:
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None
+    return QWEN_ERRORS.error(
+        status,
+        response.message or f"DashScope returned HTTP {status}",
+        code=response.code or None,
+        provider=PROVIDER,
+        request_id=response.request_id or None,
+        retry_after=retry_after_seconds(getattr(response, "headers", None) or {}),
+    )
 
 
 @contextlib.contextmanager
@@ -328,11 +325,11 @@ def _transport_errors() -> Iterator[None]:
             f"DashScope did not answer in time: {type(error).__name__}", provider=PROVIDER
         ) from error
     except (requests.RequestException, aiohttp.ClientError, ConnectionError) as error:
-        raise UpstreamUnavailableError(
+        raise UpstreamConnectionError(
             f"DashScope connection failed: {type(error).__name__}", provider=PROVIDER
         ) from error
     except json.JSONDecodeError as error:
-        raise UpstreamUnavailableError(
+        raise UpstreamServerError(
             "DashScope sent a malformed response", provider=PROVIDER
         ) from error
 
@@ -389,7 +386,7 @@ class QwenEmbeddingWorker(_DashScopeClient, EmbeddingWorker):
 def _embedding_result(response: Any, request: EmbeddingRequest) -> EmbeddingResult:
     items = sorted(response.output["embeddings"], key=lambda item: item["text_index"])
     if len(items) != len(request.texts):
-        raise UpstreamUnavailableError(
+        raise UpstreamServerError(
             f"DashScope returned {len(items)} embeddings for {len(request.texts)} texts",
             provider=PROVIDER,
             request_id=response.request_id,

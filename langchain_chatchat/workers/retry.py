@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -54,7 +54,7 @@ def retry_stream(policy: RetryPolicy, start: Callable[[], Iterator[T]]) -> Itera
 
 async def aretry_stream(
     policy: RetryPolicy, start: Callable[[], AsyncIterator[T]]
-) -> AsyncIterator[T]:
+) -> AsyncGenerator[T, None]:
     attempt = 0
     while True:
         started = False

@@ -14,53 +14,71 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from langchain_chatchat.workers.base import MessageRules
+from langchain_chatchat.workers.endpoint import Endpoint, ErrorFields
 from langchain_chatchat.workers.errors import (
+    AuthenticationError,
+    BadRequestError,
     ContentFilterError,
     ContextLengthError,
+    ErrorTable,
     PermissionDeniedError,
     RateLimitError,
-    UpstreamUnavailableError,
+    UpstreamServerError,
 )
-from langchain_chatchat.workers.openai_compatible import OpenAICompatibleWorker
+from langchain_chatchat.workers.openai_compatible import (
+    OpenAICompatibleWorker,
+    ResponseFormat,
+    ToolChoiceMode,
+)
 
 DEFAULT_BASE_URL = "https://spark-api-open.xf-yun.com/v1"
 
 
-class SparkWorker(OpenAICompatibleWorker):
-    """Bearer `APIPassword` (or `APIKey:APISecret`). Tools on Max / 4.0Ultra with "auto" choice
-    only; text only; usage on the final chunk. Error codes from Spark's reference: 10013/10014/
-    10019/10021 content audit, 10907 too many tokens, 11200 not authorised, 11201 daily limit,
-    11202/11203 rate and concurrency limits, 10007 busy with the previous request."""
-
-    provider: ClassVar[str] = "spark"
-    default_base_url: ClassVar[str] = DEFAULT_BASE_URL
-    api_key_env: ClassVar[str] = "IFLYTEK_SPARK_API_PASSWORD"
-    base_url_env: ClassVar[str | None] = "IFLYTEK_SPARK_BASE_URL"
-    api_key_required: ClassVar[bool] = True
-    message_rules: ClassVar[MessageRules] = MessageRules(images=False)
-    include_usage_option: ClassVar[bool] = False
-    tool_choices: ClassVar[frozenset[str]] = frozenset({"auto"})
-    response_formats: ClassVar[frozenset[str]] = frozenset()
-    error_codes: ClassVar = {
+SPARK_ERRORS = ErrorTable(
+    {
+        # Spark's error-code reference: 10013/10014/10019/10021 content audit, 10907 too many
+        # tokens, 11200 not authorised, 11201 daily limit, 11202/11203 rate and concurrency
+        # limits, 10007 busy with the previous request, 10008/10012/10110/10222 engine-side
+        # failures. 10160/10161/10163 (malformed / undecodable / invalid request data) and 10313
+        # (app_id does not match the key) are the platform's general codes.
+        **dict.fromkeys(("10160", "10161", "10163"), BadRequestError),
         **dict.fromkeys(("10013", "10014", "10019", "10021"), ContentFilterError),
         "10907": ContextLengthError,
+        "10313": AuthenticationError,
         "11200": PermissionDeniedError,
         "11201": PermissionDeniedError,
         **dict.fromkeys(("10007", "11202", "11203"), RateLimitError),
-        **dict.fromkeys(("10008", "10012", "10110", "10222"), UpstreamUnavailableError),
+        **dict.fromkeys(("10008", "10012", "10110", "10222"), UpstreamServerError),
     }
+)
+"""iFlytek's codes, shared by Spark chat and Spark embeddings (one platform, one table)."""
 
-    def check_body(self, body: Any, headers: Mapping[str, str] | None = None) -> None:
-        code = body.get("code") if isinstance(body, Mapping) else None
-        if code not in (None, 0, "0") and not isinstance(body.get("error"), Mapping):
-            error = {
-                "error": {"code": str(code), "message": body.get("message")},
-                "sid": body.get("sid"),
-            }
-            raise self.error_from_response(400, error, headers or {})
-        super().check_body(body, headers)
 
-    def request_id_of(self, body: Any, headers: Mapping[str, str] | None = None) -> str | None:
-        if isinstance(body, Mapping) and isinstance(body.get("sid"), str):
-            return body["sid"]
-        return super().request_id_of(body, headers)
+def _code_error(body: Mapping[str, Any]) -> ErrorFields | None:
+    """A non-zero `code` beside `message` and `sid` (unless an OpenAI-style error is present)."""
+    code = body.get("code")
+    if code in (None, 0, "0") or isinstance(body.get("error"), Mapping):
+        return None
+    return ErrorFields(code=str(code), message=body.get("message"))
+
+
+SPARK = Endpoint(
+    provider="spark",
+    default_base_url=DEFAULT_BASE_URL,
+    api_key_env="IFLYTEK_SPARK_API_PASSWORD",
+    base_url_env="IFLYTEK_SPARK_BASE_URL",
+    errors=SPARK_ERRORS,
+    body_error=_code_error,
+    request_id_keys=("sid", "request_id", "id"),
+)
+
+
+class SparkWorker(OpenAICompatibleWorker):
+    """Bearer `APIPassword` (or `APIKey:APISecret`). Tools on Max / 4.0Ultra with "auto" choice
+    only; text only; usage on the final chunk. Errors: `SPARK_ERRORS`."""
+
+    endpoint: ClassVar[Endpoint] = SPARK
+    message_rules: ClassVar[MessageRules] = MessageRules(images=False)
+    include_usage_option: ClassVar[bool] = False
+    tool_choices: ClassVar[frozenset[ToolChoiceMode]] = frozenset({"auto"})
+    response_formats: ClassVar[frozenset[ResponseFormat]] = frozenset()

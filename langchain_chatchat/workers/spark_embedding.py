@@ -16,9 +16,9 @@ iFlytek's own protocol, authorised separately from the chat models:
   ``text`` is base64 of little-endian float32s (2560 of them); ``header.code`` != 0 is an error.
 
 One text per request, so `batch_limit` is 1: the base class sends documents one by one (sync) or
-concurrently (async, `max_concurrent_batches` at a time). Transport, pooled httpx clients and
-transport-error mapping come from `OpenAICompatibleClient`; the signing is in the query
-(`query_params`), not in headers.
+concurrently (async, `max_concurrent_batches` at a time). Requests go through a `Transport`
+(signed afresh for every request and retry, so `date` is always current); error codes share
+Spark chat's table (`SPARK_ERRORS`).
 """
 
 from __future__ import annotations
@@ -34,18 +34,16 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from langchain_chatchat.workers.base import EmbeddingWorker
+from langchain_chatchat.workers.endpoint import decode_json, encode_json
 from langchain_chatchat.workers.errors import (
     AuthenticationError,
     BadRequestError,
     ChatchatError,
-    ContentFilterError,
-    ContextLengthError,
-    PermissionDeniedError,
-    RateLimitError,
-    UpstreamUnavailableError,
+    UpstreamServerError,
     error_for_status,
 )
-from langchain_chatchat.workers.openai_compatible import OpenAICompatibleClient
+from langchain_chatchat.workers.spark import SPARK_ERRORS
+from langchain_chatchat.workers.transport import HTTPReply, HTTPRequest, HTTPTransport, Transport
 from langchain_chatchat.workers.types import EmbeddingRequest, EmbeddingResult
 
 PROVIDER = "spark"
@@ -59,22 +57,6 @@ DOMAINS: Mapping[str, str] = {"document": "para", "query": "query"}
 """EmbeddingRequest.text_type → the API's `parameter.emb.domain`."""
 ALGORITHM = "hmac-sha256"
 SIGNED_HEADERS = "host date request-line"
-
-# header.code → typed error. From Spark's error-code reference (the table `SparkWorker` uses):
-# 10013/10014/10019 content audit, 10907 too many tokens, 11200 not authorised for the service,
-# 11201 daily quota, 11202/11203 per-second and concurrency limits, 10007 busy, 10008/10012/10110/
-# 10222 engine-side failures. 10160/10161/10163 (malformed / undecodable / invalid request data)
-# and 10313 (app_id does not match the key) are the platform's general codes.
-ERROR_CODES: Mapping[str, type[ChatchatError]] = {
-    **dict.fromkeys(("10160", "10161", "10163"), BadRequestError),
-    **dict.fromkeys(("10013", "10014", "10019"), ContentFilterError),
-    "10907": ContextLengthError,
-    "10313": AuthenticationError,
-    "11200": PermissionDeniedError,
-    "11201": PermissionDeniedError,
-    **dict.fromkeys(("10007", "11202", "11203"), RateLimitError),
-    **dict.fromkeys(("10008", "10012", "10110", "10222"), UpstreamUnavailableError),
-}
 
 
 # -- signing (pure functions) ----------------------------------------------------------------------
@@ -165,7 +147,7 @@ def decode_vector(text: str) -> list[float]:
 
 
 # -- worker --------------------------------------------------------------------------------------------
-class SparkEmbeddingWorker(OpenAICompatibleClient, EmbeddingWorker):
+class SparkEmbeddingWorker(EmbeddingWorker):
     """One signed request per text; `EmbeddingRequest.text_type` picks the domain.
 
     ``extra`` may hold ``domain`` ("para" / "query", overriding the text type) and ``uid``
@@ -173,10 +155,6 @@ class SparkEmbeddingWorker(OpenAICompatibleClient, EmbeddingWorker):
     """
 
     provider: ClassVar[str] = PROVIDER
-    default_base_url: ClassVar[str | None] = DEFAULT_BASE_URL
-    api_key_env: ClassVar[str | None] = "IFLYTEK_SPARK_API_KEY"
-    base_url_env: ClassVar[str | None] = "IFLYTEK_SPARK_EMBEDDING_BASE_URL"
-    api_key_required: ClassVar[bool] = True
     default_batch_size: ClassVar[int] = 1
 
     _EXTRA_KEYS: ClassVar[frozenset[str]] = frozenset({"domain", "uid"})
@@ -190,6 +168,7 @@ class SparkEmbeddingWorker(OpenAICompatibleClient, EmbeddingWorker):
         base_url: str | None = None,
         timeout: float | None = 60.0,
         max_retries: int = 2,
+        transport: Transport | None = None,
     ) -> None:
         missing = [
             env
@@ -200,37 +179,35 @@ class SparkEmbeddingWorker(OpenAICompatibleClient, EmbeddingWorker):
             )
             if not value
         ]
-        if missing:
+        if missing or not (app_id and api_key and api_secret):
             raise AuthenticationError(
                 "Spark embeddings need the app's APPID, APIKey and APISecret: pass app_id=, api_key=, "
                 f"api_secret= or set {', '.join(missing)}",
                 provider=PROVIDER,
             )
-        super().__init__(
-            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
-        )
-        self._app_id = app_id
-        self._api_secret = api_secret
-        parts = urlsplit(self.base_url)
+        super().__init__(timeout=timeout, max_retries=max_retries)
+        self._app_id, self._api_key, self._api_secret = app_id, api_key, api_secret
+        base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
         # The signed request-line names the exact path the request goes to ("/" for the default).
-        self._endpoint = self.base_url if parts.path else self.base_url + "/"
+        self.url = base_url if urlsplit(base_url).path else base_url + "/"
+        self.transport: Transport = transport or HTTPTransport(PROVIDER, timeout=timeout)
 
     def batch_limit(self, model: str) -> int:
         return 1
 
-    # -- request plumbing (OpenAICompatibleClient hooks) -----------------------------------------------
-    def auth_headers(self) -> dict[str, str]:
-        return {}  # the signature travels in the query string
+    def close(self) -> None:
+        self.transport.close()
 
-    def url(self, path: str) -> str:
-        return self._endpoint
+    async def aclose(self) -> None:
+        await self.transport.aclose()
 
-    def query_params(self) -> dict[str, str]:
-        """Signed afresh for every request (and every retry), so `date` is always current."""
-        return {
-            **self._default_query,
-            **signed_query(self._endpoint, self._api_key or "", self._api_secret or ""),
-        }
+    # -- requests ----------------------------------------------------------------------------------------
+    def http_request(self, request: EmbeddingRequest) -> HTTPRequest:
+        return HTTPRequest(
+            url=self.url,
+            body=encode_json(self.embedding_body(request)),
+            params=signed_query(self.url, self._api_key, self._api_secret),
+        )
 
     def domain_for(self, request: EmbeddingRequest) -> str:
         domain = request.extra.get("domain") or DOMAINS[request.text_type]
@@ -261,63 +238,35 @@ class SparkEmbeddingWorker(OpenAICompatibleClient, EmbeddingWorker):
                 param="dimensions",
             )
         return build_body(
-            self._app_id or "", request.texts[0], self.domain_for(request), request.extra.get("uid")
+            self._app_id, request.texts[0], self.domain_for(request), request.extra.get("uid")
         )
 
     # -- replies and errors ------------------------------------------------------------------------------
-    def check_body(self, body: Any, headers: Mapping[str, str] | None = None) -> None:
+    def parse_reply(self, reply: HTTPReply, request: EmbeddingRequest) -> EmbeddingResult:
+        """The vector in a reply, or the typed error the reply stands for."""
+        body = decode_json(reply.body)
         header = body.get("header") if isinstance(body, Mapping) else None
-        if not isinstance(header, Mapping) or header.get("code") is None:
-            raise UpstreamUnavailableError(
-                "Spark sent a reply without its header code", provider=PROVIDER, status_code=502
-            )
-        if header.get("code") not in (0, "0"):
-            raise self.error_from_response(200, body, headers or {})
-
-    def request_id_of(self, body: Any, headers: Mapping[str, str] | None = None) -> str | None:
-        header = body.get("header") if isinstance(body, Mapping) else None
-        if isinstance(header, Mapping) and isinstance(header.get("sid"), str):
-            return header["sid"]
-        return None
-
-    def error_from_response(
-        self, status: int, body: Any, headers: Mapping[str, str]
-    ) -> ChatchatError:
-        header = body.get("header") if isinstance(body, Mapping) else None
-        request_id = self.request_id_of(body, headers)
+        request_id = header.get("sid") if isinstance(header, Mapping) else None
+        request_id = request_id if isinstance(request_id, str) else None
         if isinstance(header, Mapping) and header.get("code") not in (None, 0, "0"):
             code = str(header["code"])
             message = str(header.get("message") or f"Spark returned error code {code}")
-            kwargs: dict[str, Any] = {"provider": PROVIDER, "code": code, "request_id": request_id}
-            error_class = ERROR_CODES.get(code)
-            if error_class is not None:
-                return error_class(message, **kwargs)
-            if status >= 400:
-                return error_for_status(status, message, **kwargs)
+            kwargs: dict[str, Any] = {"provider": PROVIDER, "request_id": request_id}
+            if reply.status >= 400 or SPARK_ERRORS.classify(200, code, None, message):
+                raise SPARK_ERRORS.error(reply.status, message, code=code, **kwargs)
             # An unlisted engine code: the service failed, but nothing says a retry would help.
-            return UpstreamUnavailableError(message, status_code=502, retryable=False, **kwargs)
-        # No envelope: the signing gateway (or a proxy) answered, e.g. {"message": "..."}.
-        if isinstance(body, Mapping):
-            message = body.get("message")
-        else:
-            message = body.strip()[:500] if isinstance(body, str) else None
-        message = str(message or f"Spark returned HTTP {status}")
-        kwargs = {"provider": PROVIDER, "request_id": request_id}
-        if status in (401, 403):  # the gateway rejects a bad signature, unknown key or stale date
-            return AuthenticationError(message, status_code=status, **kwargs)
-        return error_for_status(status, message, **kwargs)
-
-    def parse_embedding(
-        self, body: Any, headers: Mapping[str, str], request: EmbeddingRequest
-    ) -> EmbeddingResult:
-        request_id = self.request_id_of(body, headers)
-        feature = (
-            ((body.get("payload") or {}).get("feature") or {}) if isinstance(body, Mapping) else {}
-        )
+            raise UpstreamServerError(message, code=code, retryable=False, **kwargs)
+        if reply.status >= 400:
+            raise _gateway_error(reply.status, body, request_id)
+        if not isinstance(header, Mapping) or header.get("code") is None:
+            raise UpstreamServerError(
+                "Spark sent a reply without its header code", provider=PROVIDER
+            )
+        feature = (body.get("payload") or {}).get("feature") or {}
         try:
             vector = decode_vector(feature["text"])
         except (KeyError, TypeError, ValueError) as error:
-            raise UpstreamUnavailableError(
+            raise UpstreamServerError(
                 f"Spark sent an unreadable embedding ({type(error).__name__}: {error})",
                 provider=PROVIDER,
                 request_id=request_id,
@@ -326,11 +275,24 @@ class SparkEmbeddingWorker(OpenAICompatibleClient, EmbeddingWorker):
             vectors=[vector], usage=None, request_id=request_id, model=request.model
         )
 
-    # -- transport ------------------------------------------------------------------------------------------
+    # -- transport ---------------------------------------------------------------------------------------
     def _embed_batch(self, request: EmbeddingRequest) -> EmbeddingResult:
-        body, headers = self._post("", self.embedding_body(request))
-        return self.parse_embedding(body, headers, request)
+        return self.parse_reply(self.transport.post(self.http_request(request)), request)
 
     async def _aembed_batch(self, request: EmbeddingRequest) -> EmbeddingResult:
-        body, headers = await self._apost("", self.embedding_body(request))
-        return self.parse_embedding(body, headers, request)
+        return self.parse_reply(await self.transport.apost(self.http_request(request)), request)
+
+
+def _gateway_error(status: int, body: Any, request_id: str | None) -> ChatchatError:
+    """An error from the signing gateway (or a proxy), which answers without the envelope,
+    e.g. `{"message": "..."}`; it rejects a bad signature, unknown key or stale date with
+    401/403."""
+    message = body.get("message") if isinstance(body, Mapping) else None
+    if message is None and isinstance(body, str):
+        message = body.strip()[:500]
+    message = str(message or f"Spark returned HTTP {status}")
+    if status in (401, 403):
+        return AuthenticationError(
+            message, status_code=status, provider=PROVIDER, request_id=request_id
+        )
+    return error_for_status(status, message, provider=PROVIDER, request_id=request_id)

@@ -17,21 +17,24 @@ import hmac
 import json
 import threading
 import time
-from typing import Any, ClassVar
+from typing import ClassVar
 
+from langchain_chatchat.workers.endpoint import Auth, Endpoint
 from langchain_chatchat.workers.errors import (
     AuthenticationError,
     ContentFilterError,
     ContextLengthError,
+    ErrorTable,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
-    UpstreamUnavailableError,
+    UpstreamServerError,
 )
 from langchain_chatchat.workers.openai_compatible import (
-    OpenAICompatibleClient,
     OpenAICompatibleEmbeddingWorker,
     OpenAICompatibleWorker,
+    ResponseFormat,
+    ToolChoiceMode,
 )
 from langchain_chatchat.workers.types import WorkerMessage
 
@@ -57,45 +60,52 @@ def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-class _ZhipuClient(OpenAICompatibleClient):
-    """Errors are `{"error": {"code": "1214", "message": ...}}` with the business codes of Zhipu's
-    error reference (1000-1004 auth, 1110-1121 account, 1210-1234 call, 1261 prompt too long,
-    1301 unsafe content, 1302-1305 rate/quota)."""
+class ZhipuAuth(Auth):
+    """The `{id}.{secret}` key signed into a short-lived JWT, refreshed before it expires; the
+    plain key as a Bearer token with `use_jwt=False` (or a key without a secret part)."""
 
-    provider: ClassVar[str] = "zhipu"
-    default_base_url: ClassVar[str] = DEFAULT_BASE_URL
-    api_key_env: ClassVar[str] = "ZHIPUAI_API_KEY"
-    base_url_env: ClassVar[str | None] = "ZHIPUAI_BASE_URL"
-    api_key_required: ClassVar[bool] = True
-    error_codes: ClassVar = {
-        **dict.fromkeys(("1000", "1001", "1002", "1003", "1004"), AuthenticationError),
-        **dict.fromkeys(
-            ("1110", "1111", "1112", "1113", "1121", "1220", "1304"), PermissionDeniedError
-        ),
-        **dict.fromkeys(("1211", "1221", "1222"), NotFoundError),
-        **dict.fromkeys(("500", "1120", "1230", "1234"), UpstreamUnavailableError),
-        "1261": ContextLengthError,
-        "1301": ContentFilterError,
-        **dict.fromkeys(("1302", "1303", "1305"), RateLimitError),
-    }
-
-    def __init__(self, *, use_jwt: bool = True, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.use_jwt = use_jwt and "." in (self._api_key or "")
+    def __init__(self, api_key: str | None, *, use_jwt: bool = True) -> None:
+        super().__init__(api_key)
+        self.use_jwt = use_jwt and "." in (api_key or "")
         self._token: tuple[str, float] | None = None
-        self._token_lock = threading.Lock()
+        self._lock = threading.Lock()
 
-    def auth_headers(self) -> dict[str, str]:
+    def headers(self) -> dict[str, str]:
         if not self.use_jwt:
-            return super().auth_headers()
-        with self._token_lock:
+            return super().headers()
+        with self._lock:
             now = time.time()
             if self._token is None or self._token[1] - _REFRESH_MARGIN_SECONDS <= now:
-                self._token = (zhipu_jwt(self._api_key or "", now=now), now + TOKEN_TTL_SECONDS)
+                self._token = (zhipu_jwt(self.api_key or "", now=now), now + TOKEN_TTL_SECONDS)
             return {"Authorization": f"Bearer {self._token[0]}"}
 
 
-class ZhipuWorker(_ZhipuClient, OpenAICompatibleWorker):
+ZHIPU = Endpoint(
+    provider="zhipu",
+    default_base_url=DEFAULT_BASE_URL,
+    api_key_env="ZHIPUAI_API_KEY",
+    base_url_env="ZHIPUAI_BASE_URL",
+    auth=ZhipuAuth,
+    # `{"error": {"code": "1214", "message": ...}}` with the business codes of Zhipu's error
+    # reference (1000-1004 auth, 1110-1121 account, 1210-1234 call, 1261 prompt too long,
+    # 1301 unsafe content, 1302-1305 rate/quota).
+    errors=ErrorTable(
+        {
+            **dict.fromkeys(("1000", "1001", "1002", "1003", "1004"), AuthenticationError),
+            **dict.fromkeys(
+                ("1110", "1111", "1112", "1113", "1121", "1220", "1304"), PermissionDeniedError
+            ),
+            **dict.fromkeys(("1211", "1221", "1222"), NotFoundError),
+            **dict.fromkeys(("500", "1120", "1230", "1234"), UpstreamServerError),
+            "1261": ContextLengthError,
+            "1301": ContentFilterError,
+            **dict.fromkeys(("1302", "1303", "1305"), RateLimitError),
+        }
+    ),
+)
+
+
+class ZhipuWorker(OpenAICompatibleWorker):
     """GLM chat (glm-4-plus, glm-4-flash, glm-4.5/4.6 with thinking, glm-4v vision).
 
     - GLM thinking output arrives as reasoning_content (`thinking={"type": "enabled"}`);
@@ -105,9 +115,10 @@ class ZhipuWorker(_ZhipuClient, OpenAICompatibleWorker):
     - a conversation must contain a user turn (not only system/assistant turns).
     """
 
+    endpoint: ClassVar[Endpoint] = ZHIPU
     include_usage_option: ClassVar[bool] = False
-    tool_choices: ClassVar[frozenset[str]] = frozenset({"auto"})
-    response_formats: ClassVar[frozenset[str]] = frozenset({"json_object"})
+    tool_choices: ClassVar[frozenset[ToolChoiceMode]] = frozenset({"auto"})
+    response_formats: ClassVar[frozenset[ResponseFormat]] = frozenset({"json_object"})
     max_stop: ClassVar[int] = 1
 
     def validate_messages(self, messages: list[WorkerMessage]) -> list[WorkerMessage]:
@@ -119,8 +130,9 @@ class ZhipuWorker(_ZhipuClient, OpenAICompatibleWorker):
         return messages
 
 
-class ZhipuEmbeddingWorker(_ZhipuClient, OpenAICompatibleEmbeddingWorker):
+class ZhipuEmbeddingWorker(OpenAICompatibleEmbeddingWorker):
     """embedding-3 (64 texts per request, dimensions 256/512/1024/2048) and embedding-2."""
 
+    endpoint: ClassVar[Endpoint] = ZHIPU
     default_batch_size: ClassVar[int] = 64
     batch_limits: ClassVar = {"embedding-3": 64, "embedding-2": 16}

@@ -13,8 +13,8 @@ from langchain_chatchat.workers.errors import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
+    UpstreamServerError,
     UpstreamTimeoutError,
-    UpstreamUnavailableError,
 )
 
 from .support import SPECS, chat_for, connection, running
@@ -31,7 +31,7 @@ DOCUMENTED = [
     ),
     ("openai_compatible", 400, "content_filter", "The response was filtered", ContentFilterError),
     ("openai_compatible", 404, "model_not_found", "The model does not exist", NotFoundError),
-    ("openai_compatible", 500, "server_error", "The server had an error", UpstreamUnavailableError),
+    ("openai_compatible", 500, "server_error", "The server had an error", UpstreamServerError),
     (
         "azure",
         400,
@@ -70,7 +70,7 @@ DOCUMENTED = [
         ContextLengthError,
     ),
     ("deepseek", 429, "rate_limit_reached", "Rate Limit Reached", RateLimitError),
-    ("deepseek", 503, "server_overloaded", "Server Overloaded", UpstreamUnavailableError),
+    ("deepseek", 503, "server_overloaded", "Server Overloaded", UpstreamServerError),
     (
         "moonshot",
         400,
@@ -126,7 +126,7 @@ DOCUMENTED = [
     ("zhipu", 400, "1261", "Prompt 超长", ContextLengthError),
     ("zhipu", 400, "1301", "系统检测到输入或生成内容可能包含不安全或敏感内容", ContentFilterError),
     ("zhipu", 429, "1302", "您当前使用该API的并发数过高，请降低并发", RateLimitError),
-    ("zhipu", 500, "500", "Internal Error", UpstreamUnavailableError),
+    ("zhipu", 500, "500", "Internal Error", UpstreamServerError),
     ("qianfan", 400, "tokens_too_long", "Prompt tokens too long", ContextLengthError),
     (
         "qianfan",
@@ -202,7 +202,7 @@ DOCUMENTED = [
         PermissionDeniedError,
     ),
     ("spark", 200, "11202", "授权错误：秒级流控超限", RateLimitError),
-    ("spark", 200, "10012", "引擎内部错误", UpstreamUnavailableError),
+    ("spark", 200, "10012", "引擎内部错误", UpstreamServerError),
 ]
 
 

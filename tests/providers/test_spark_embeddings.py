@@ -30,6 +30,7 @@ from langchain_chatchat.workers.errors import (
     ContextLengthError,
     PermissionDeniedError,
     RateLimitError,
+    UpstreamServerError,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
@@ -47,6 +48,7 @@ from langchain_chatchat.workers.spark_embedding import (
     signature_origin,
     signed_query,
 )
+from langchain_chatchat.workers.transport import MockReply, MockTransport
 from langchain_chatchat.workers.types import EmbeddingRequest
 
 CLOSED_PORT = "http://127.0.0.1:9/"
@@ -187,14 +189,21 @@ def test_vectors_are_little_endian_float32():
 
 
 def test_unreadable_vector_is_an_upstream_error():
-    worker = SparkEmbeddingWorker(app_id="a", api_key="k", api_secret="s")
+    bodies = iter(
+        [
+            {"header": {"code": 0}, "payload": {}},
+            {"header": {"code": 0}, "payload": {"feature": {"text": "abc"}}},
+        ]
+    )
+    transport = MockTransport(lambda request: MockReply.json(next(bodies)))
+    worker = SparkEmbeddingWorker(
+        app_id="a", api_key="k", api_secret="s", transport=transport, max_retries=0
+    )
     request = EmbeddingRequest(model="llm-embedding", texts=["x"])
-    for body in (
-        {"header": {"code": 0}, "payload": {}},
-        {"header": {"code": 0}, "payload": {"feature": {"text": "abc"}}},
-    ):
-        with pytest.raises(UpstreamUnavailableError):
-            worker.parse_embedding(body, {}, request)
+    for _ in range(2):
+        with pytest.raises(UpstreamServerError):
+            worker.embed(request)
+    assert set(transport.requests[0].params) == {"authorization", "date", "host"}
 
 
 # -- behaviour against the emulator ------------------------------------------------------------------------

@@ -207,7 +207,7 @@ def test_shutdown_closes_every_replicas_clients(emulator, openai_upstream):
             assert httpx.post(f"{server.url}/v1/chat/completions", json=body).status_code == 200
         sessions = [
             *(s for s in aio_session._aio_sessions.values() if s not in elsewhere),
-            *worker._async_clients.values(),
+            *(session for session, _ in worker.transport._sessions.values()),
         ]
         assert len(sessions) == 2 and not any(session.closed for session in sessions)
     assert all(session.closed for session in sessions)

@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from langchain_chatchat.server.config import format_location
 from langchain_chatchat.workers.errors import ChatchatError
+from langchain_chatchat.workers.redact import redact
 
 logger = logging.getLogger("langchain_chatchat.server")
 
@@ -38,7 +39,7 @@ def error_body(
     message: str, type_: str, *, param: str | None = None, code: str | None = None
 ) -> bytes:
     return json.dumps(
-        {"error": {"message": message, "type": type_, "param": param, "code": code}},
+        {"error": {"message": redact(message), "type": type_, "param": param, "code": code}},
         ensure_ascii=False,
     ).encode()
 
@@ -63,7 +64,7 @@ def chatchat_error_response(error: ChatchatError) -> Response:
     """A typed worker error as is: its own status, type, code and param, plus Retry-After."""
     headers = {"retry-after": str(max(1, round(error.retry_after)))} if error.retry_after else None
     return Response(
-        _typed_error_body(error),
+        typed_error_body(error),
         status_code=error.status_code,
         headers=headers,
         media_type="application/json",
@@ -73,14 +74,14 @@ def chatchat_error_response(error: ChatchatError) -> Response:
 def stream_error_event(error: BaseException) -> bytes:
     """The one SSE event that ends a stream which failed after its first chunk."""
     if isinstance(error, ChatchatError):
-        body = _typed_error_body(error)
+        body = typed_error_body(error)
     else:
         logger.error("unhandled error while streaming a response", exc_info=error)
         body = error_body(INTERNAL_ERROR_MESSAGE, "api_error")
     return b"data: " + body + b"\n\n"
 
 
-def _typed_error_body(error: ChatchatError) -> bytes:
+def typed_error_body(error: ChatchatError) -> bytes:
     return error_body(
         error.message, error.openai_type, param=error.param, code=error.openai_code or error.code
     )
@@ -96,5 +97,13 @@ def validation_message(errors: list[Any]) -> tuple[str, str | None]:
     message = first.get("msg", "invalid value").removeprefix("Value error, ")
     if first.get("type") == "json_invalid":
         return "We could not parse the JSON body of your request.", None
+    if first.get("type") == "extra_forbidden":
+        names = [
+            format_location([p for p in item.get("loc", ()) if p != "body"])
+            for item in errors
+            if isinstance(item, dict) and item.get("type") == "extra_forbidden"
+        ]
+        plural = "s" if len(names) > 1 else ""
+        return f"Unrecognized request argument{plural} supplied: {', '.join(names)}", param
     more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
     return (f"Invalid '{param}': {message}{more}" if param else f"{message}{more}"), param

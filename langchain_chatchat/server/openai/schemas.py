@@ -2,9 +2,11 @@
 
 Nested parts (messages, tools, response formats) are `TypedDict`s: pydantic validates them in
 its Rust core and hands back plain dicts, so a request is checked once and never converted
-from model objects back to dicts on the hot path. Unknown top-level fields are kept and passed
-to the model as provider parameters (e.g. Qwen's `enable_thinking` via the SDK's `extra_body`),
-except names that would collide with the runnable's own call signature.
+from model objects back to dicts on the hot path. Unknown top-level fields of a chat or
+completions body are passed to the model as call options (e.g. Qwen's `enable_thinking` via the
+SDK's `extra_body`); the model refuses, with a 400, every name its class does not declare in
+`call_options`, so a body can never reach an operator setting (key, URL, headers, timeout).
+Names that `Runnable.ainvoke` itself interprets are refused here.
 """
 
 from __future__ import annotations
@@ -18,10 +20,18 @@ from langchain_chatchat.workers.errors import BadRequestError
 
 Content = str | list[dict[str, Any]]
 
-# Keyword names that `Runnable.ainvoke/astream` itself interprets; never forwarded from a body.
+# Keyword names that `Runnable.ainvoke/astream` itself interprets; a body naming one is a 400.
 _RESERVED_KWARGS = frozenset(
-    {"input", "config", "stop", "run_manager", "callbacks", "tags", "run_name", "run_id"}
+    {"input", "config", "run_manager", "callbacks", "tags", "run_name", "run_id"}
 )
+
+
+def unrecognized(names: list[str]) -> BadRequestError:
+    """OpenAI's answer to request fields it does not know."""
+    plural = "s" if len(names) > 1 else ""
+    return BadRequestError(
+        f"Unrecognized request argument{plural} supplied: {', '.join(names)}", param=names[0]
+    )
 
 
 class SystemMessageParam(TypedDict):
@@ -147,11 +157,9 @@ class GenerationRequest(BaseModel):
             name: value for name in _SAMPLING_FIELDS if (value := getattr(self, name)) is not None
         }
         if self.model_extra:
-            kwargs.update(
-                (key, value)
-                for key, value in self.model_extra.items()
-                if key not in _RESERVED_KWARGS
-            )
+            if reserved := sorted(_RESERVED_KWARGS.intersection(self.model_extra)):
+                raise unrecognized(reserved)
+            kwargs.update(self.model_extra)
         return kwargs
 
     @property
@@ -219,6 +227,8 @@ class CompletionRequest(GenerationRequest):
 
 
 class EmbeddingRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # embeddings take no call options
+
     model: str
     input: str | list[str] | list[int] | list[list[int]]
     encoding_format: Literal["float", "base64"] = "float"
