@@ -65,9 +65,12 @@ def test_sampling_options_work_through_the_chat_model(tiny_chat_model: str) -> N
     chat = ChatLocal(model=tiny_chat_model, temperature=0, max_tokens=16)
     sampled = {"temperature": 1.0, "top_k": 5, "min_p": 0.01, "seed": 3}
     assert chat.invoke("Hello", **sampled).content == chat.invoke("Hello", **sampled).content
-    with pytest.raises(BadRequestError, match="no parameter 'mirostat'"):
+    with pytest.raises(BadRequestError, match="mirostat"):
         chat.invoke("Hello", mirostat=2)
     assert {"top_k", "min_p", "repetition_penalty"} <= ChatLocal.call_options
+    operator_typo = ChatLocal(model=tiny_chat_model, model_kwargs={"top_kk": 3}, max_retries=0)
+    with pytest.raises(BadRequestError, match="local models take no parameter 'top_kk'"):
+        operator_typo.invoke("Hello")
 
 
 def test_default_max_tokens_caps_a_reply(tiny_chat_model: str) -> None:
