@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from typer.testing import CliRunner
 
 from langchain_chatchat.cli import app
 from langchain_chatchat.workers.local import cache
-from langchain_chatchat.workers.local.loading import SMOLLM2, ModelSource, _converted_gguf
+from langchain_chatchat.workers.local.loading import ModelSource, _converted_gguf
 
 
 @pytest.fixture
@@ -59,25 +58,37 @@ def test_list_and_prune(cache_root: Path) -> None:
     assert cache.entries() == []
 
 
-@pytest.mark.real_model
-def test_conversion_is_atomic_and_shared(cache_root: Path, tmp_path, monkeypatch) -> None:
-    source = ModelSource.resolve(SMOLLM2.name)
-    # another venv's copy of the same file: same entry
-    copy = tmp_path / "venv2" / str(source.gguf_file)
-    copy.parent.mkdir()
-    shutil.copyfile(Path(source.location) / str(source.gguf_file), copy)
+def test_conversion_is_atomic_and_shared(cache_root: Path, tmp_path, monkeypatch, tiny_chat_model):
+    """A crash mid-conversion leaves nothing; a copy of the same file elsewhere (another venv)
+    reuses the entry. The GGUF reading is replaced by the tiny model: what is tested is the
+    cache's bookkeeping, not transformers' GGUF reader."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from transformers import AutoModelForCausalLM
+    gguf = tmp_path / "venv1" / "model.Q4.gguf"
+    copy = tmp_path / "venv2" / "model.Q4.gguf"
+    for path in (gguf, copy):
+        path.parent.mkdir()
+        path.write_bytes(b"GGUF same bytes")
+    real_model, real_tokenizer = AutoModelForCausalLM.from_pretrained, AutoTokenizer.from_pretrained
+    conversions = []
+
+    def fake_model(location, **kwargs):
+        conversions.append(location)
+        return real_model(tiny_chat_model)
 
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
-    with monkeypatch.context() as patch:
-        patch.setattr(AutoModelForCausalLM, "from_pretrained", crash)
-        with pytest.raises(KeyboardInterrupt):
-            _converted_gguf(source)
+    monkeypatch.setattr(
+        AutoTokenizer, "from_pretrained", lambda *a, **k: real_tokenizer(tiny_chat_model)
+    )
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", crash)
+    with pytest.raises(KeyboardInterrupt):
+        _converted_gguf(ModelSource(str(gguf.parent), gguf.name))
     assert not list((cache_root / "models").iterdir()), "a crash leaves nothing behind"
 
-    converted = _converted_gguf(source)
-    assert (converted / "config.json").is_file()
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", fake_model)
+    converted = _converted_gguf(ModelSource(str(gguf.parent), gguf.name))
+    assert (converted / "config.json").is_file() and converted.name.startswith("model.Q4-")
     assert _converted_gguf(ModelSource(str(copy.parent), copy.name)) == converted
+    assert len(conversions) == 1, "the second venv's copy reuses the entry"

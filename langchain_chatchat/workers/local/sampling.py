@@ -65,13 +65,17 @@ class TokenSampler:
             self._counts[token] = self._counts.get(token, 0) + 1
 
     def choose(self, logits: torch.Tensor) -> int:
-        """The next token from one row of logits (left unmodified)."""
-        params = self.params
-        if params.penalised:
-            logits = self._penalise(logits.float().clone())
+        """The next token from one row of logits (left unmodified, on any device).
+
+        The row is copied to the CPU in float32 first: the generator lives there, so a seed
+        gives the same tokens whichever device or dtype the model runs in.
+        """
+        logits = logits.detach().to("cpu", torch.float32, copy=True)
+        if self.params.penalised:
+            logits = self._penalise(logits)
         if self._generator is None:
             return int(logits.argmax())
-        return self._sample(logits.float())
+        return self._sample(logits)
 
     def _penalise(self, logits: torch.Tensor) -> torch.Tensor:
         params = self.params
