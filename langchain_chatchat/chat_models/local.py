@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 from pydantic import Field
 
@@ -84,7 +84,7 @@ class ChatLocal(ChatchatChatModel):
 
     @property
     def worker(self) -> LocalChatWorker:
-        return self._worker  # type: ignore[return-value]
+        return cast(LocalChatWorker, self._worker)  # the worker `_build_worker` made
 
     def load(self) -> None:
         """Load (and on the transformers engine convert) the weights now, not at the first call."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 from pydantic import Field
 
@@ -49,7 +49,7 @@ class LocalEmbeddings(ChatchatEmbeddings):
 
     @property
     def worker(self) -> LocalEmbeddingWorker:
-        return self._worker  # type: ignore[return-value]
+        return cast(LocalEmbeddingWorker, self._worker)  # the worker `_build_worker` made
 
     def load(self) -> None:
         """Load the weights now, not at the first call."""
