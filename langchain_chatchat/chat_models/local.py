@@ -10,6 +10,7 @@ from langchain_chatchat.chat_models.base import ChatchatChatModel
 from langchain_chatchat.workers.local.chat import EngineName, LocalChatWorker
 from langchain_chatchat.workers.local.devices import Placement
 from langchain_chatchat.workers.local.loading import SMOLLM2
+from langchain_chatchat.workers.local.vision import LocalVisionWorker, is_vision_model
 
 _SAMPLING_OPTIONS = frozenset(
     {"top_k", "min_p", "repetition_penalty", "presence_penalty", "frequency_penalty"}
@@ -61,6 +62,10 @@ class ChatLocal(ChatchatChatModel):
     call_options: ClassVar[frozenset[str]] = ChatchatChatModel.call_options | _SAMPLING_OPTIONS
 
     def _build_worker(self) -> LocalChatWorker:
+        if self.gguf_file is None and is_vision_model(self.model):  # images: workers/local/vision
+            return LocalVisionWorker(  # type: ignore[return-value]
+                self.model, dtype=self.dtype, timeout=self.timeout, max_retries=self.max_retries
+            )
         return LocalChatWorker(
             self.model,
             gguf_file=self.gguf_file,
