@@ -22,6 +22,7 @@ import typer
 import uvicorn
 
 from langchain_chatchat import __version__
+from langchain_chatchat.cli_cache import cache_app
 from langchain_chatchat.server.access_log import uvicorn_log_config
 from langchain_chatchat.server.app import create_app
 from langchain_chatchat.server.banner import banner
@@ -41,6 +42,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(cache_app, name="cache")
 
 ConfigOption = Annotated[
     Path | None,
@@ -104,6 +106,9 @@ def serve(
             " deployments. Starts a local Ray unless --address is given.",
         ),
     ] = False,
+    lazy: Annotated[
+        bool, typer.Option(help="Load local models on their first request, not at start-up.")
+    ] = False,
     address: Annotated[
         str | None,
         typer.Option(help="With --ray: the cluster to join, e.g. `auto` or ray://head:10001."),
@@ -145,7 +150,7 @@ def serve(
             _fail(error, _config_path(config))
         return
     try:
-        application = create_app(settings)
+        application = create_app(settings, lazy=lazy)
     except ConfigError as error:
         _fail(error, _config_path(config))
     # Start-up objects (models, schemas, routes) never die: freezing them keeps full collections

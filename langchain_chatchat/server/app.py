@@ -11,6 +11,7 @@ every replica's clients at shutdown. Usable from a user's own `app/server.py`:
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -29,20 +30,26 @@ from langchain_chatchat.server.metrics import CONTENT_TYPE, Metrics
 from langchain_chatchat.server.middleware import install
 from langchain_chatchat.server.openai import openai_router
 from langchain_chatchat.server.openai.streaming import dumps
+from langchain_chatchat.server.readiness import Readiness
 from langchain_chatchat.server.registry import ModelRegistry
 from langchain_chatchat.server.web import install_web
 
 ConfigSource = ChatchatConfig | Mapping[str, Any] | str | os.PathLike[str]
 
 
-def create_app(config: ConfigSource | None = None) -> FastAPI:
+def create_app(config: ConfigSource | None = None, *, lazy: bool = False) -> FastAPI:
     """Build the app from a config (file path, dict or `ChatchatConfig`; the default when None).
 
     Every model is constructed here, so a bad entry raises `ConfigError` before anything is served.
+    Models with weights (local ones) load at start-up, `/ready` saying 503 meanwhile; `lazy`
+    leaves them to load on their first request.
     """
     config = default_config() if config is None else load_config(config)
     metrics = Metrics()
     registry = ModelRegistry.from_config(config, metrics)
+    readiness = Readiness(
+        ((served.name, [r.model for r in served.pool.replicas]) for served in registry), lazy=lazy
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -50,7 +57,9 @@ def create_app(config: ConfigSource | None = None) -> FastAPI:
         # event loop that streamed; a second server in the same process (tests, notebooks,
         # embedding apps) must start with a fresh one or its LangServe streams fail.
         AppStatus.should_exit_event = None
+        loading = asyncio.create_task(readiness.run())
         yield
+        loading.cancel()
         await registry.aclose()
 
     app = FastAPI(
@@ -66,7 +75,7 @@ def create_app(config: ConfigSource | None = None) -> FastAPI:
     app.state.registry = registry
     install(app, config.server, metrics, [served.name for served in registry])
     app.include_router(openai_router(registry))
-    app.include_router(_probes(registry))
+    app.include_router(_probes(registry, readiness))
     if config.server.metrics:
         app.include_router(_metrics_route(metrics))
     add_langserve_routes(app, registry)
@@ -99,7 +108,7 @@ def _declare_bearer_auth(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _probes(registry: ModelRegistry) -> APIRouter:
+def _probes(registry: ModelRegistry, readiness: Readiness) -> APIRouter:
     router = APIRouter(tags=["health"])
     ready = dumps({"status": "ready", "models": [served.name for served in registry]})
 
@@ -109,8 +118,10 @@ def _probes(registry: ModelRegistry) -> APIRouter:
         return Response(b'{"status":"ok"}', media_type="application/json")
 
     @router.get("/ready")
-    async def readiness() -> Response:
-        """Readiness: every configured model is constructed (done before the app exists)."""
+    async def ready_probe() -> Response:
+        """Readiness: every configured model is constructed, and loaded and warmed (503 until)."""
+        if not readiness.ready:
+            return Response(dumps(readiness.status()), 503, media_type="application/json")
         return Response(ready, media_type="application/json")
 
     return router
