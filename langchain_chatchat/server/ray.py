@@ -40,7 +40,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from langchain_chatchat.providers import Provider, register_provider
 from langchain_chatchat.server.config import ConfigError, RayConfig, load_config
 from langchain_chatchat.server.metrics import Metrics
-from langchain_chatchat.server.registry import ServedModel, build_model
+from langchain_chatchat.server.registry import (
+    ServedChat,
+    ServedEmbeddings,
+    ServedModel,
+    build_model,
+)
 from langchain_chatchat.workers.errors import BadRequestError
 
 RAY_PROVIDER = Provider(
@@ -81,11 +86,14 @@ class ModelDeployment:
         self.ray_metrics = ReplicaMetrics(entry.name)
 
     def _runnable(self, request: Mapping[str, Any]) -> Runnable:
+        served = self.served
+        if not isinstance(served, ServedChat):
+            raise BadRequestError(f"the model '{served.name}' is not a chat model", param="model")
         tools = request.get("tools")
         if not tools:
-            return self.served.dispatcher  # type: ignore[return-value]
+            return served.dispatcher
         try:
-            return self.served.dispatcher.bind_tools(tools, **request["tool_options"])  # type: ignore[union-attr]
+            return served.dispatcher.bind_tools(tools, **request["tool_options"])
         except ValueError as error:
             raise BadRequestError(str(error), param="tool_choice") from None
 
@@ -125,8 +133,11 @@ class ModelDeployment:
     async def embed(
         self, texts: list[str], dimensions: int | None, request_id: str | None
     ) -> tuple[list[list[float]], int]:
+        served = self.served
+        if not isinstance(served, ServedEmbeddings):
+            raise BadRequestError(f"the model '{served.name}' is not an embeddings model")
         with self._logged("embed", request_id):
-            vectors, tokens = await self.served.embed(texts, dimensions)
+            vectors, tokens = await served.embed(texts, dimensions)
             if tokens:
                 self.ray_metrics.tokens.inc(tokens, tags={"type": "input"})
             return vectors, tokens
@@ -290,15 +301,13 @@ def build_app(args: Mapping[str, Any] | None = None) -> Any:
         written.pop("ray", None)
         written.pop("fallbacks", None)  # the ingress falls back; a replica knows one model
         deployments.append(
-            serve.deployment(ModelDeployment)
-            .options(name=deployment_name(entry.name), **_deployment_options(entry.ray))
-            .bind(written, index)
+            serve.deployment(name=deployment_name(entry.name), **_deployment_options(entry.ray))(
+                ModelDeployment
+            ).bind(written, index)
         )
     ingress = RayConfig.model_validate(args.get("ingress") or {})
-    return (
-        serve.deployment(Ingress)
-        .options(name="ingress", **_deployment_options(ingress))
-        .bind(raw, *deployments)
+    return serve.deployment(name="ingress", **_deployment_options(ingress))(Ingress).bind(
+        raw, *deployments
     )
 
 

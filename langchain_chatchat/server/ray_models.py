@@ -74,7 +74,7 @@ class _DeploymentClient(BaseModel):
                     raise typed from None
             await asyncio.sleep(_RETRY_PAUSE * attempt)
 
-    async def stream(self, method: str, *args: Any) -> AsyncIterator[list[Any]]:
+    async def stream_batches(self, method: str, *args: Any) -> AsyncIterator[list[Any]]:
         """The replica's batches; retried like `call` until the first batch has arrived."""
         attempt = 0
         while True:
@@ -164,7 +164,7 @@ class ChatRayDeployment(_DeploymentClient, BaseChatModel):
     def _llm_type(self) -> str:
         return "chatchat-ray-deployment"
 
-    def bind_tools(self, tools: Sequence[Any], **options: Any) -> ChatRayDeployment:  # type: ignore[override]
+    def bind_tools(self, tools: Sequence[Any], **options: Any) -> ChatRayDeployment:
         return self.model_copy(
             update={
                 "bound_tools": [convert_to_openai_tool(tool) for tool in tools],
@@ -192,7 +192,7 @@ class ChatRayDeployment(_DeploymentClient, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        async for batch in self.stream("stream", self._request(messages, stop, kwargs)):
+        async for batch in self.stream_batches("stream", self._request(messages, stop, kwargs)):
             for chunk in batch:
                 generation = ChatGenerationChunk(message=chunk)
                 if run_manager is not None:
