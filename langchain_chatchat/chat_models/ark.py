@@ -9,6 +9,7 @@ from pydantic import Field
 from langchain_chatchat.chat_models.base import ChatchatChatModel
 from langchain_chatchat.chat_models.openai_compatible import ChatOpenAICompatible
 from langchain_chatchat.workers.ark import ArkWorker
+from langchain_chatchat.workers.openai_compatible import OpenAICompatibleWorker
 
 
 class ChatArk(ChatOpenAICompatible):
@@ -27,7 +28,7 @@ class ChatArk(ChatOpenAICompatible):
     thinking: bool | None = None
     """Thinking models (doubao-seed-1.6): enable/disable; reasoning in `reasoning_content`."""
 
-    worker_class: ClassVar = ArkWorker
+    worker_class: ClassVar[type[OpenAICompatibleWorker]] = ArkWorker
     call_options: ClassVar[frozenset[str]] = ChatchatChatModel.call_options | {"thinking"}
 
     def _extra_params(self) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from pydantic import Field
 from langchain_chatchat.chat_models.base import ChatchatChatModel
 from langchain_chatchat.chat_models.openai_compatible import ChatOpenAICompatible
 from langchain_chatchat.workers.deepseek import DeepSeekWorker
+from langchain_chatchat.workers.openai_compatible import OpenAICompatibleWorker
 
 
 class ChatDeepSeek(ChatOpenAICompatible):
@@ -27,7 +28,7 @@ class ChatDeepSeek(ChatOpenAICompatible):
 
     model: str = Field(default="deepseek-chat", alias="model_name")
 
-    worker_class: ClassVar = DeepSeekWorker
+    worker_class: ClassVar[type[OpenAICompatibleWorker]] = DeepSeekWorker
     # api-docs.deepseek.com/guides/thinking_mode.
     call_options: ClassVar[frozenset[str]] = ChatchatChatModel.call_options | {
         "thinking",

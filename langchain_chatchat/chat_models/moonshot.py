@@ -9,6 +9,7 @@ from pydantic import Field
 from langchain_chatchat.chat_models.base import ChatchatChatModel
 from langchain_chatchat.chat_models.openai_compatible import ChatOpenAICompatible
 from langchain_chatchat.workers.moonshot import MoonshotWorker
+from langchain_chatchat.workers.openai_compatible import OpenAICompatibleWorker
 
 
 class ChatMoonshot(ChatOpenAICompatible):
@@ -24,6 +25,6 @@ class ChatMoonshot(ChatOpenAICompatible):
 
     model: str = Field(default="moonshot-v1-8k", alias="model_name")
 
-    worker_class: ClassVar = MoonshotWorker
+    worker_class: ClassVar[type[OpenAICompatibleWorker]] = MoonshotWorker
     # Provider extras are unverified: the OpenAI-standard options only (the stricter choice).
     call_options: ClassVar[frozenset[str]] = ChatchatChatModel.call_options

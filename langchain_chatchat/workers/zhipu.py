@@ -17,6 +17,7 @@ import hmac
 import json
 import threading
 import time
+from collections.abc import Mapping
 from typing import ClassVar
 
 from langchain_chatchat.workers.endpoint import Auth, Endpoint
@@ -135,4 +136,4 @@ class ZhipuEmbeddingWorker(OpenAICompatibleEmbeddingWorker):
 
     endpoint: ClassVar[Endpoint] = ZHIPU
     default_batch_size: ClassVar[int] = 64
-    batch_limits: ClassVar = {"embedding-3": 64, "embedding-2": 16}
+    batch_limits: ClassVar[Mapping[str, int]] = {"embedding-3": 64, "embedding-2": 16}
