@@ -89,6 +89,7 @@ class AzureSettings(BaseModel):
     api_version: str = Field(
         default_factory=from_env("OPENAI_API_VERSION", default=DEFAULT_API_VERSION)
     )
+    """A dated version (`2024-10-21`) on the deployments path, or "v1" for the v1 GA path."""
     azure_ad_token: SecretStr | None = Field(
         default_factory=secret_from_env("AZURE_OPENAI_AD_TOKEN", default=None)
     )
@@ -96,6 +97,17 @@ class AzureSettings(BaseModel):
 
     if TYPE_CHECKING:  # declared by the chat-model / embeddings class this is mixed into
         model: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _model_from_deployment(cls, values: Any) -> Any:
+        """As in langchain-openai's Azure classes, `model` may be left out: it defaults to the
+        deployment (which is what picks the model on Azure)."""
+        if isinstance(values, dict) and not (values.get("model") or values.get("model_name")):
+            deployment = values.get("azure_deployment")
+            if deployment:
+                values = {**values, "model": deployment}
+        return values
 
     def _worker_kwargs(self) -> dict[str, Any]:
         return {

@@ -134,13 +134,18 @@ def usage_metadata(usage: Usage) -> UsageMetadata:
 
 
 def _response_metadata(
-    model: str | None, finish_reason: str | None, request_id: str | None, provider: str
+    model: str | None,
+    finish_reason: str | None,
+    request_id: str | None,
+    provider: str,
+    extra: dict[str, Any],
 ) -> dict[str, Any]:
     return {
         "model_name": model,
         "finish_reason": finish_reason,
         "request_id": request_id,
         "model_provider": provider,
+        **extra,
     }
 
 
@@ -160,7 +165,7 @@ def to_ai_message(result: WorkerResult, provider: str) -> AIMessage:
         invalid_tool_calls=invalid,
         usage_metadata=usage_metadata(result.usage) if result.usage else None,
         response_metadata=_response_metadata(
-            result.model, result.finish_reason, result.request_id, provider
+            result.model, result.finish_reason, result.request_id, provider, result.metadata
         ),
         id=result.request_id,
     )
@@ -177,7 +182,7 @@ def to_ai_chunk(delta: ChatDelta, provider: str) -> AIMessageChunk:
         ],
         usage_metadata=usage_metadata(delta.usage) if delta.usage else None,
         response_metadata=_response_metadata(
-            delta.model, delta.finish_reason, delta.request_id, provider
+            delta.model, delta.finish_reason, delta.request_id, provider, delta.metadata
         )
         if final
         else {},

@@ -139,7 +139,8 @@ class EmbeddingsDispatcher:
 
 
 async def _embed(model: Embeddings, texts: list[str]) -> tuple[list[list[float]], int]:
-    if isinstance(model, ChatchatEmbeddings):
+    # ChatchatEmbeddings, and the ingress face of a Ray Serve deployment, report usage too.
+    if isinstance(model, ChatchatEmbeddings) or hasattr(model, "aembed_with_usage"):
         result = await model.aembed_with_usage(texts)
         return result.vectors, result.usage.input_tokens if result.usage else 0
     return await model.aembed_documents(texts), 0

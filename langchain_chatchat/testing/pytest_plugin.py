@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from langchain_chatchat.testing.dashscope import DashScopeEmulator
+from langchain_chatchat.testing.gemini import GeminiEmulator
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +32,18 @@ def dashscope_emulator(
     dashscope_emulator_session.reset()
     yield dashscope_emulator_session
     dashscope_emulator_session.reset()
+
+
+@pytest.fixture(scope="session")
+def gemini_emulator_session() -> Iterator[GeminiEmulator]:
+    """A started Gemini emulator shared by the whole session (API key "test-gemini-key")."""
+    with GeminiEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def gemini_emulator(gemini_emulator_session: GeminiEmulator) -> Iterator[GeminiEmulator]:
+    """The session's Gemini emulator with a fresh script and request log for this test."""
+    gemini_emulator_session.reset()
+    yield gemini_emulator_session
+    gemini_emulator_session.reset()

@@ -3,7 +3,9 @@
 It answers OpenAI-shaped messages (``{"role", "content", ...}``) and OpenAI function tools with
 a `Reply`, so that any client can be exercised end to end without scripting every turn:
 
-* a forced tool (``tool_choice`` names a function, or is "required"/"any") is always called;
+* a forced tool (``tool_choice`` names a function, or is "required"/"any") is always called,
+  and so is a tool when a system message says the answer must call one (a model that follows
+  its instructions);
   with ``tool_choice`` "auto" a tool is called when the last message is the user's and it
   mentions the tool's name or a salient word of it ("weather" for ``get_weather``), or gives
   enough numbers for a tool that only takes numbers ("what is 2+3?" for ``add(a, b)``);
@@ -174,7 +176,7 @@ def _tool_calls(
         chosen = [forced] if isinstance(forced, str) else []
     elif isinstance(tool_choice, str) and tool_choice in functions:
         chosen = [tool_choice]
-    elif tool_choice in ("required", "any"):
+    elif tool_choice in ("required", "any") or _instructed_to_call(messages):
         chosen = (_mentioned(functions, user_text) or list(functions))[:1]
     elif messages and messages[-1].get("role") == "user":
         mentioned = _mentioned(functions, user_text)
@@ -189,6 +191,16 @@ def _tool_calls(
         )
         for name in chosen
     ]
+
+
+def _instructed_to_call(messages: Sequence[Message]) -> bool:
+    """A system message that says the model must call a tool."""
+    return any(
+        m.get("role") == "system"
+        and re.search(r"\bmust\b.*\bcall", message_text(m), re.IGNORECASE | re.DOTALL)
+        and "tool" in message_text(m).lower()
+        for m in messages
+    )
 
 
 def _trailing_tool_results(messages: Sequence[Message]) -> list[str]:

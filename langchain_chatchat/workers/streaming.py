@@ -79,6 +79,7 @@ class CumulativeToIncremental:
             usage=cumulative.usage,
             request_id=cumulative.request_id,
             model=cumulative.model,
+            metadata=cumulative.metadata,
         )
 
 
@@ -106,6 +107,8 @@ class ResultBuilder:
         result.usage = delta.usage or result.usage
         result.request_id = result.request_id or delta.request_id
         result.model = delta.model or result.model
+        if delta.metadata:
+            result.metadata.update(delta.metadata)
 
     def build(self) -> WorkerResult:
         result = self.result
