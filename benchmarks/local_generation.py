@@ -1,32 +1,45 @@
-"""Local generation throughput on SmolLM2-135M-Instruct, measured in one run.
+"""Local generation speed: both ChatLocal engines against their raw libraries, in one run.
 
     python benchmarks/local_generation.py [--tokens 64] [--repeats 3]
 
-Prints two ratios:
-- single stream: tokens/s through ChatLocal.stream vs raw model.generate on the same prompt
-  (greedy, same output; target >= 0.9) — what the engine, detokeniser and LangChain layers cost;
-- concurrency: aggregate tokens/s of 8 concurrent requests vs the same 8 run one after another
-  (target >= 3x) — what dynamic batching buys.
+Same model for all four (the shipped SmolLM2-135M-Instruct Q4_1 GGUF), same prompt, greedy,
+`--tokens` new tokens, the process's CPU cores (2 on the CI machine):
+
+- raw transformers `model.generate` on the de-quantised GGUF, vs ChatLocal(engine="transformers");
+- raw llama-cpp-python `Llama.generate` on the GGUF, vs ChatLocal(engine="llama_cpp");
+
+single stream (tokens/s and time to first token, median of `--repeats`), then 8 concurrent
+streams through ChatLocal (aggregate tokens/s) vs the same 8 requests one after another.
+Targets: llama.cpp engine >= 0.9x raw llama.cpp single-stream and 8 concurrent > 8 sequential;
+transformers engine >= 1.0x raw generate single-stream and >= 3x aggregate at 8 concurrent.
+A missed target is named in the last line and the exit status is 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
+import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import torch
 
-from langchain_chatchat.chat_models.local import ChatLocal, default_chat_model
-from langchain_chatchat.workers.local.loading import ModelSource, load_causal_lm
+from langchain_chatchat.chat_models.local import ChatLocal
+from langchain_chatchat.workers.local import llama
+from langchain_chatchat.workers.local.loading import SMOLLM2, ModelSource, load_causal_lm
 
-STORY = "Write a long story about a robot who learns to paint."
+PROMPT = "Write a short paragraph about the history of Paris."
 PROMPTS = [
-    STORY,
+    PROMPT,
     "Describe a day in the life of a lighthouse keeper.",
     "Explain how a steam engine works, step by step.",
     "Tell me about the history of the printing press.",
@@ -37,96 +50,170 @@ PROMPTS = [
 ]
 
 
-def best_rate(run, repeats: int) -> float:
-    """Median tokens/s over `repeats` runs of `run() -> tokens generated`."""
-    rates = []
+@dataclass
+class Single:
+    tokens_per_s: float
+    ttft_ms: float
+
+
+Run = Callable[[], tuple[int, float]]
+"""One generation: (tokens generated, seconds to the first token)."""
+
+
+def measure(run: Run, repeats: int) -> Single:
+    rates, firsts = [], []
     for _ in range(repeats):
         start = time.perf_counter()
-        tokens = run()
+        tokens, first = run()
         rates.append(tokens / (time.perf_counter() - start))
-    return statistics.median(rates)
+        firsts.append(first)
+    return Single(statistics.median(rates), statistics.median(firsts) * 1000)
 
 
-def raw_generate(chat: ChatLocal, tokens: int):
-    model, tokenizer = load_causal_lm(ModelSource.resolve(chat.model))
-    prompt = tokenizer.apply_chat_template(
-        [{"role": "user", "content": STORY}],
+def raw_transformers(tokens: int) -> Run:
+    model, tokenizer = load_causal_lm(ModelSource.resolve(SMOLLM2.name))
+    inputs = tokenizer.apply_chat_template(
+        [{"role": "user", "content": PROMPT}],
         add_generation_prompt=True,
         return_tensors="pt",
         return_dict=True,
     )
 
-    def run() -> int:
+    def run() -> tuple[int, float]:
         with torch.inference_mode():
-            output = model.generate(**prompt, max_new_tokens=tokens, do_sample=False)
-        return output.shape[1] - prompt["input_ids"].shape[1]
+            start = time.perf_counter()
+            model.generate(**inputs, max_new_tokens=1, do_sample=False)
+            first = time.perf_counter() - start
+            output = model.generate(**inputs, max_new_tokens=tokens, do_sample=False)
+        return output.shape[1] - inputs["input_ids"].shape[1], first
 
     return run
 
 
-def chat_stream(chat: ChatLocal):
-    def run() -> int:
-        last = None
-        for chunk in chat.stream(STORY):
+def raw_llama(tokens: int) -> Run:
+    source = ModelSource.resolve(SMOLLM2.name)
+    model = llama.load_gguf(Path(source.location) / str(source.gguf_file)).llama
+    rendered = model.tokenize(
+        f"<|im_start|>user\n{PROMPT}<|im_end|>\n<|im_start|>assistant\n".encode(),
+        add_bos=False,
+        special=True,
+    )
+    stop = model.token_eos()
+
+    def run() -> tuple[int, float]:
+        start, first, count = time.perf_counter(), 0.0, 0
+        generator = model.generate(rendered, temp=0.0, top_k=1, reset=True)
+        for token in itertools.islice(generator, tokens):
+            if count == 0:
+                first = time.perf_counter() - start
+            count += 1
+            if token == stop:
+                break
+        return count, first
+
+    return run
+
+
+def ours(chat: ChatLocal, prompt: str = PROMPT) -> Run:
+    def run() -> tuple[int, float]:
+        start, first, last = time.perf_counter(), 0.0, None
+        for chunk in chat.stream(prompt):
+            if not first and chunk.content:
+                first = time.perf_counter() - start
             last = chunk
-        return last.usage_metadata["output_tokens"]
+        assert last is not None
+        return last.usage_metadata["output_tokens"], first
 
     return run
 
 
-def sequential(chat: ChatLocal):
-    def run() -> int:
-        return sum(chat.invoke(prompt).usage_metadata["output_tokens"] for prompt in PROMPTS)
-
-    return run
-
-
-def concurrent(chat: ChatLocal):
-    def run() -> int:
+def aggregate(chat: ChatLocal, concurrent: bool) -> float:
+    """Tokens/s over the 8 prompts, all at once or one after another."""
+    start = time.perf_counter()
+    if concurrent:
         with ThreadPoolExecutor(len(PROMPTS)) as pool:
-            replies = list(pool.map(chat.invoke, PROMPTS))
-        return sum(reply.usage_metadata["output_tokens"] for reply in replies)
+            counts = list(pool.map(lambda prompt: ours(chat, prompt)()[0], PROMPTS))
+    else:
+        counts = [ours(chat, prompt)()[0] for prompt in PROMPTS]
+    return sum(counts) / (time.perf_counter() - start)
 
-    return run
 
-
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--tokens", type=int, default=64, help="max new tokens per request")
-    parser.add_argument(
-        "--repeats", type=int, default=3, help="runs per measurement (median is kept)"
-    )
+    parser.add_argument("--repeats", type=int, default=3, help="single-stream runs (median)")
     args = parser.parse_args()
+    if not llama.available():
+        print(f"llama-cpp-python is not installed; run `{llama.INSTALL}`")
+        print("TARGETS NOT CHECKED: llama.cpp engine unavailable")
+        return 1
 
-    chat = default_chat_model(temperature=0, max_tokens=args.tokens)
-    raw = raw_generate(chat, args.tokens)
-    stream = chat_stream(chat)
-    raw(), stream()  # warm-up
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
-        f"SmolLM2-135M-Instruct, {torch.get_num_threads()} torch threads, "
-        f"{args.tokens} new tokens, greedy"
+        f"SmolLM2-135M-Instruct Q4_1 GGUF, greedy, {args.tokens} new tokens, "
+        f"{llama.cpu_threads()} cores / torch threads {torch.get_num_threads()}, "
+        f"load average {load:.2f} at start"
     )
+    engines = {
+        name: ChatLocal(engine=name, temperature=0, max_tokens=args.tokens)
+        for name in ("transformers", "llama_cpp")
+    }
+    runs: dict[str, Run] = {
+        "raw transformers generate": raw_transformers(args.tokens),
+        "ChatLocal transformers": ours(engines["transformers"]),
+        "raw llama-cpp-python": raw_llama(args.tokens),
+        "ChatLocal llama_cpp": ours(engines["llama_cpp"]),
+    }
+    for run in runs.values():
+        run()  # warm-up: loads, first-call costs
+    single = {name: measure(run, args.repeats) for name, run in runs.items()}
+    print(f"\n{'single stream':28} {'tokens/s':>9} {'TTFT ms':>9}")
+    for name, result in single.items():
+        print(f"{name:28} {result.tokens_per_s:9.1f} {result.ttft_ms:9.1f}")
 
-    raw_rate, stream_rate = best_rate(raw, args.repeats), best_rate(stream, args.repeats)
-    print(
-        f"single stream: model.generate {raw_rate:6.1f} tok/s | "
-        f"ChatLocal.stream {stream_rate:6.1f} tok/s "
-        f"| ratio {stream_rate / raw_rate:.2f} (target >= 0.9)"
-    )
+    print(f"\n{'8 requests (ChatLocal)':28} {'sequential':>11} {'concurrent':>11} {'ratio':>7}")
+    batched = {}
+    for name, chat in engines.items():
+        one_by_one, together = aggregate(chat, False), aggregate(chat, True)
+        batched[name] = together / one_by_one
+        print(f"{name:28} {one_by_one:11.1f} {together:11.1f} {batched[name]:6.2f}x")
 
-    one_by_one, together = best_rate(sequential(chat), 1), best_rate(concurrent(chat), args.repeats)
-    print(
-        f"{len(PROMPTS)} requests:     sequential {one_by_one:6.1f} tok/s | "
-        f"concurrent {together:6.1f} tok/s "
-        f"| ratio {together / one_by_one:.2f}x (target >= 3x)"
-    )
-    print(
-        "batch sizes seen (size: decode steps):",
-        dict(sorted(chat.worker.engine.batch_sizes.items())),
-    )
+    ours_llama, raw_cpp = single["ChatLocal llama_cpp"], single["raw llama-cpp-python"]
+    ours_hf, raw_hf = single["ChatLocal transformers"], single["raw transformers generate"]
+    checks = [  # (target, measured ratio, passes)
+        (
+            "llama_cpp single >= 0.9x raw llama.cpp",
+            ratio := ours_llama.tokens_per_s / raw_cpp.tokens_per_s,
+            ratio >= 0.9,
+        ),
+        ("llama_cpp 8 concurrent > 8 sequential", batched["llama_cpp"], batched["llama_cpp"] > 1.0),
+        (
+            "transformers single >= 1.0x raw generate",
+            ratio := ours_hf.tokens_per_s / raw_hf.tokens_per_s,
+            ratio >= 1.0,
+        ),
+        (
+            "transformers 8 concurrent >= 3x sequential",
+            batched["transformers"],
+            batched["transformers"] >= 3.0,
+        ),
+    ]
+    print()
+    missed = []
+    for name, ratio, ok in checks:
+        print(f"{'ok  ' if ok else 'MISS'} {name}: {ratio:.2f}")
+        if not ok:
+            missed.append(f"{name} ({ratio:.2f})")
+    for chat in engines.values():
+        chat.worker.engine.close()
+    if missed:
+        print("TARGETS MISSED: " + "; ".join(missed))
+        return 1
+    print("all targets met")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,5 +1,7 @@
 """langchain-chatchat: many LLM providers and local models behind one LangChain interface."""
 
+from importlib.metadata import version as _distribution_version
+
 from langchain_chatchat.chat_models import (
     ChatArk,
     ChatAzureOpenAI,
@@ -60,6 +62,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "__version__",
     "ArkEmbeddings",
     "AuthenticationError",
     "AzureOpenAIEmbeddings",
@@ -100,3 +103,5 @@ __all__ = [
     "default_chat_model",
     "default_embeddings",
 ]
+
+__version__ = _distribution_version("langchain-chatchat")

@@ -67,13 +67,14 @@ def _to_worker_message(message: BaseMessage) -> WorkerMessage:
         )
     if isinstance(message, ToolMessage):
         content = message.content
-        text = (
-            content
-            if isinstance(content, str)
-            else _text(content) or json.dumps(content, ensure_ascii=False)
-        )
+        if isinstance(content, list) and _has_media(content):
+            body: str | list[dict[str, Any]] = _text_or_parts(content)
+        elif isinstance(content, str):
+            body = content
+        else:
+            body = _text(content) or json.dumps(content, ensure_ascii=False)
         return WorkerMessage(
-            role="tool", content=text, tool_call_id=message.tool_call_id, name=name
+            role="tool", content=body, tool_call_id=message.tool_call_id, name=name
         )
     if isinstance(message, ChatMessage) and message.role in _ROLES:
         return WorkerMessage(
@@ -102,22 +103,97 @@ def _text_or_parts(content: str | list) -> str | list[dict[str, Any]]:
     return parts
 
 
+def _has_media(content: list) -> bool:
+    return any(isinstance(part, dict) and part.get("type") not in _TEXT_TYPES for part in content)
+
+
+_TEXT_TYPES = frozenset({"text", "text-plain"})
+
+
 def _to_openai_part(part: str | dict[str, Any]) -> dict[str, Any]:
+    """One LangChain content part (OpenAI, LangChain v1 standard, legacy v0 or Anthropic form) as
+    the neutral OpenAI-style part workers take."""
     if isinstance(part, str):
         return {"type": "text", "text": part}
     kind = part.get("type")
-    if kind == "text":
+    if kind in _TEXT_TYPES:
         return {"type": "text", "text": part.get("text", "")}
     if kind == "image_url":
-        return part
-    if kind == "image":  # LangChain v1 standard block
-        if part.get("url"):
-            return {"type": "image_url", "image_url": {"url": part["url"]}}
-        data = part.get("base64") or part.get("data")
-        if data:
-            mime = part.get("mime_type", "image/jpeg")
-            return {"type": "image_url", "image_url": {"url": f"data:{mime};base64,{data}"}}
-    return {"type": str(kind)}
+        image_url = part.get("image_url")
+        if isinstance(image_url, str):
+            return {"type": "image_url", "image_url": {"url": image_url}}
+        return {"type": "image_url", "image_url": dict(image_url or {})}
+    if kind == "image":
+        return {"type": "image_url", "image_url": _image_url(part)}
+    if kind == "input_audio":
+        return {"type": "input_audio", "input_audio": dict(part.get("input_audio") or {})}
+    if kind == "audio":
+        return {"type": "input_audio", "input_audio": _audio(part)}
+    if kind in ("video", "video_url"):
+        return {"type": "video", "video": _video(part)}
+    if kind in ("file", "document"):
+        raise BadRequestError(
+            "file and document content blocks (PDF etc.) are not supported; send text or images",
+            param="messages",
+        )
+    raise BadRequestError(f"unsupported content block type {kind!r}", param="messages")
+
+
+def _source(part: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+    """(url, base64 data, mime type) of a v1, legacy (`source_type`) or Anthropic media block."""
+    source = part.get("source")
+    if isinstance(source, dict):  # Anthropic: {"type": "base64"|"url", "media_type", "data"|"url"}
+        return source.get("url"), source.get("data"), source.get("media_type")
+    # v1 blocks name an uploaded file by `file_id` (their `id` identifies the block itself);
+    # legacy blocks by `source_type: "id"`.
+    if part.get("file_id") or part.get("source_type") == "id":
+        raise BadRequestError(
+            "content blocks that reference an uploaded file id are not supported; "
+            "send the media as a URL or base64 data",
+            param="messages",
+        )
+    data = part.get("base64") or (part.get("data") if part.get("source_type") == "base64" else None)
+    return part.get("url"), data, part.get("mime_type")
+
+
+def _image_url(part: dict[str, Any]) -> dict[str, Any]:
+    url, data, mime = _source(part)
+    if data:
+        url = f"data:{mime or 'image/jpeg'};base64,{data}"
+    if not url:
+        raise BadRequestError("an image block needs a url or base64 data", param="messages")
+    result: dict[str, Any] = {"url": url}
+    detail = (part.get("extras") or {}).get("detail") or part.get("detail")
+    if detail:
+        result["detail"] = detail
+    return result
+
+
+def _audio(part: dict[str, Any]) -> dict[str, Any]:
+    url, data, mime = _source(part)
+    if not data:
+        raise BadRequestError("an audio block needs base64 data", param="messages")
+    audio_format = (
+        (mime or "audio/wav").split("/")[-1].replace("mpeg", "mp3").replace("x-wav", "wav")
+    )
+    return {"data": data, "format": audio_format}
+
+
+def _video(part: dict[str, Any]) -> str | list[str]:
+    """A video URL, a data URL, or a list of frame image URLs."""
+    if "video" in part:  # already neutral: {"type": "video", "video": url | [frames]}
+        return part["video"]
+    video_url = part.get("video_url")
+    if isinstance(video_url, dict) and video_url.get("url"):
+        return str(video_url["url"])
+    if isinstance(video_url, str) and video_url:
+        return video_url
+    url, data, mime = _source(part)
+    if data:
+        return f"data:{mime or 'video/mp4'};base64,{data}"
+    if not url:
+        raise BadRequestError("a video block needs a url or base64 data", param="messages")
+    return url
 
 
 def usage_metadata(usage: Usage) -> UsageMetadata:

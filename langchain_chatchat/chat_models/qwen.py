@@ -37,6 +37,11 @@ class ChatQwen(ChatchatChatModel):
     """Hybrid-thinking models (Qwen3): return reasoning in `additional_kwargs["reasoning_content"]`."""
     enable_search: bool | None = None
     """Let Qwen search the web before answering."""
+    multimodal: bool | None = None
+    """Use DashScope's multimodal endpoint (images, video). None: by model name — qwen-vl-*,
+    qwen2.5-vl-*, qwen3-vl-*, qvq-* are multimodal; set True for other vision models."""
+    local_media_dir: str | None = None
+    """Directory from which `file://` image and video URLs may be read (None: refused)."""
 
     provider: ClassVar[str] = "qwen"
     # DashScope's per-call generation parameters (Model Studio text-generation API reference).
@@ -69,6 +74,8 @@ class ChatQwen(ChatchatChatModel):
         return QwenWorker(
             api_key=self.api_key.get_secret_value() if self.api_key else None,
             base_url=self.base_url,
+            multimodal=self.multimodal,
+            local_media_dir=self.local_media_dir,
             timeout=self.timeout,
             max_retries=self.max_retries,
         )

@@ -9,8 +9,9 @@ the `langchain_chatchat.access` logger:
 
 `model`/`replica` name the replica that served the request (set by the pool through a context
 variable). Headers, query strings and bodies are never logged, so neither are keys. The line is
-built only when the logger is enabled for INFO; `chatchat serve` enables it (see
-`uvicorn_log_config`), an embedding app decides for itself.
+built only when the logger is enabled for INFO. `chatchat serve` (see `uvicorn_log_config`) and
+`uvicorn --factory` (see `configure_logging`) print it as is, one JSON object per line, or as
+one readable line when stderr is a terminal; an app embedded elsewhere decides for itself.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import copy
 import json
 import logging
 import re
+import sys
 import time
 import uuid
+import warnings
 from contextvars import ContextVar
 from typing import Any
 
@@ -75,6 +78,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        root_path = scope.get("root_path", "")
         request_id = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
         if not _CLIENT_REQUEST_ID.match(request_id):
             request_id = uuid.uuid4().hex.encode()
@@ -94,36 +98,90 @@ class RequestContextMiddleware:
         finally:
             _current.reset(token)
             seconds = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", "unmatched")
+            route = self.metrics.routes.label(scope, root_path)
             self.metrics.observe_http(scope["method"], route, status, seconds)
             if self.access_log and logger.isEnabledFor(logging.INFO):
-                logger.info(_line(scope, context, status, seconds))
+                fields = _fields(scope, context, status, seconds)
+                logger.info(json.dumps(fields, ensure_ascii=False), extra={"access": fields})
 
 
-def _line(scope: Scope, context: RequestContext, status: int, seconds: float) -> str:
+def _fields(scope: Scope, context: RequestContext, status: int, seconds: float) -> dict[str, Any]:
     client = scope.get("client")
-    return json.dumps(
-        {
-            "request_id": context.request_id,
-            "method": scope["method"],
-            "path": scope["path"],
-            "status": status,
-            "duration_ms": round(seconds * 1000, 1),
-            "client": client[0] if client else None,
-            "model": context.model,
-            "replica": context.replica,
-        },
-        ensure_ascii=False,
-    )
+    return {
+        "request_id": context.request_id,
+        "method": scope["method"],
+        "path": scope["path"],
+        "status": status,
+        "duration_ms": round(seconds * 1000, 1),
+        "client": client[0] if client else None,
+        "model": context.model,
+        "replica": context.replica,
+    }
+
+
+class ChatchatFormatter(logging.Formatter):
+    """Access lines as bare JSON (or, on a terminal, one readable line); the package's other
+    records as `LEVEL:    message`, aligned with uvicorn's own lines."""
+
+    def __init__(self, readable: bool | None = None) -> None:
+        super().__init__()
+        self.readable = sys.stderr.isatty() if readable is None else readable
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = getattr(record, "access", None)
+        if fields is None:
+            line = f"{record.levelname + ':':<9} {record.getMessage()}"
+            return f"{line}\n{self.formatException(record.exc_info)}" if record.exc_info else line
+        if not self.readable:
+            return record.getMessage()
+        served = f" {fields['model']} [{fields['replica']}]" if fields["model"] else ""
+        return (
+            f"{self.formatTime(record, '%H:%M:%S')} {fields['method']} {fields['path']}"
+            f" {fields['status']} {fields['duration_ms']:.0f}ms{served} id={fields['request_id']}"
+        )
 
 
 def uvicorn_log_config() -> dict[str, Any]:
-    """uvicorn's logging config plus the access log (uvicorn's own, without request ids or
-    models, is then turned off by `chatchat serve`)."""
+    """uvicorn's logging config plus the package's loggers (uvicorn's own access log, without
+    request ids or models, is then turned off by `chatchat serve`)."""
     config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["chatchat"] = {"()": ChatchatFormatter}
+    config["handlers"]["chatchat"] = {
+        "class": "logging.StreamHandler",
+        "formatter": "chatchat",
+        "stream": "ext://sys.stderr",
+    }
     config["loggers"]["langchain_chatchat"] = {
-        "handlers": ["default"],
+        "handlers": ["chatchat"],
         "level": "INFO",
         "propagate": False,
     }
     return config
+
+
+def configure_logging(access_log: bool, level: str = "info") -> None:
+    """Under `uvicorn --factory` (uvicorn configured its loggers, nobody configured ours): log
+    as `chatchat serve` does, and let our access log replace uvicorn's. Anywhere else (tests,
+    notebooks, an app that set up logging) nothing changes."""
+    quiet_libraries()
+    package = logging.getLogger("langchain_chatchat")
+    if package.hasHandlers() or not logging.getLogger("uvicorn").handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(ChatchatFormatter())
+    package.addHandler(handler)
+    package.setLevel(level.upper())
+    package.propagate = False
+    if access_log:
+        logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+
+
+def quiet_libraries() -> None:
+    """Silence what a server user cannot act on: torch/transformers deprecation warnings raised
+    while serving, and their progress bars."""
+    for module in ("torch", "transformers", "accelerate"):
+        warnings.filterwarnings("ignore", category=FutureWarning, module=rf"{module}(\.|$)")
+    if "transformers" in sys.modules:
+        transformers_logging = sys.modules["transformers"].utils.logging
+        transformers_logging.set_verbosity_error()
+        transformers_logging.disable_progress_bar()

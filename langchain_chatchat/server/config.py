@@ -53,9 +53,10 @@ another provider or URL does not, so one upstream's key is never sent to another
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -77,7 +78,9 @@ Kind = Literal["chat", "embeddings"]
 Protocol = Literal["openai", "langserve"]
 
 # Paths the app itself owns; a model with one of these names would shadow them.
-RESERVED_NAMES = frozenset({"v1", "health", "ready", "metrics", "docs", "redoc", "openapi.json"})
+RESERVED_NAMES = frozenset(
+    {"v1", "health", "ready", "metrics", "docs", "redoc", "openapi.json", "web", "favicon.ico"}
+)
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -303,6 +306,15 @@ class ChatchatConfig(BaseModel):
         return self
 
 
+_SECTIONS: dict[str, type[BaseModel]] = {
+    "server": ServerSettings,
+    "models": ModelConfig,
+    "replicas": ReplicaConfig,
+    "timeout": TimeoutConfig,
+    "health": HealthConfig,
+}
+
+
 def load_config(
     source: str | os.PathLike[str] | Mapping[str, Any] | ChatchatConfig,
 ) -> ChatchatConfig:
@@ -376,7 +388,8 @@ def entry_label(location: tuple[str | int, ...], raw: Mapping[str, Any]) -> str:
 
 
 def describe_validation_error(error: ValidationError, raw: Mapping[str, Any]) -> str:
-    """Pydantic's errors as `entry: message` pairs, entries named the way the user wrote them."""
+    """Pydantic's errors as `entry: message` pairs, entries named the way the user wrote them;
+    a misspelt key gets the closest valid one (`temprature: did you mean temperature?`)."""
     lines = []
     for item in error.errors(include_url=False):
         # Drop validator steps such as "function-after[...]" that pydantic puts in locations.
@@ -384,9 +397,34 @@ def describe_validation_error(error: ValidationError, raw: Mapping[str, Any]) ->
             part for part in item["loc"] if not (isinstance(part, str) and "[" in part)
         )
         message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden" and location:
+            known = _keys_at(location[:-1])
+            message = f"unknown key{did_you_mean(str(location[-1]), known)}"
+            if known and not did_you_mean(str(location[-1]), known):
+                message += f"; valid keys: {', '.join(sorted(known))}"
         label = entry_label(location, raw)
         lines.append(f"{label}: {message}" if label else message)
     return "; ".join(lines)
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`: did you mean temperature?` for the closest of `known`, or '' when none is close."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
+    return f": did you mean {close[0]}?" if close else ""
+
+
+def _keys_at(location: tuple[str | int, ...]) -> set[str]:
+    """The keys valid in the section at `location` (`()`: the top level)."""
+    section: type[BaseModel] = ChatchatConfig
+    for part in location:
+        if isinstance(part, int):
+            continue
+        field = section.model_fields.get(part)
+        inner = _SECTIONS.get(part)
+        if field is None or inner is None:
+            return set()
+        section = inner
+    return set(section.model_fields)
 
 
 def _yaml_problem(error: yaml.YAMLError) -> str:

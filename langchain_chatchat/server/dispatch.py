@@ -124,17 +124,22 @@ class EmbeddingsDispatcher:
             lambda replica: _embed(_with_dimensions(replica.model, name, dimensions), texts)
         )
 
-    def as_runnable(self) -> Runnable[list[str], list[list[float]]]:
-        """Texts → vectors, for LangServe."""
+    def as_runnable(self) -> Runnable[str | list[str], list[float] | list[list[float]]]:
+        """For LangServe: a text → its vector (like `embed_query`), texts → vectors (like
+        `embed_documents`)."""
 
-        def embed(texts: list[str]) -> list[list[float]]:
-            return self.pool.replicas[self.pool.pick_now().index].model.embed_documents(texts)
+        def embed(texts: str | list[str]) -> list[float] | list[list[float]]:
+            model = self.pool.replicas[self.pool.pick_now().index].model
+            vectors = model.embed_documents([texts] if isinstance(texts, str) else texts)
+            return vectors[0] if isinstance(texts, str) else vectors
 
-        async def aembed(texts: list[str]) -> list[list[float]]:
-            return (await self.aembed(texts))[0]
+        async def aembed(texts: str | list[str]) -> list[float] | list[list[float]]:
+            vectors = (await self.aembed([texts] if isinstance(texts, str) else texts))[0]
+            return vectors[0] if isinstance(texts, str) else vectors
 
         return RunnableLambda(embed, afunc=aembed, name=self.pool.name).with_types(
-            input_type=list[str], output_type=list[list[float]]
+            input_type=str | list[str],  # type: ignore[arg-type]
+            output_type=list[float] | list[list[float]],  # type: ignore[arg-type]
         )
 
 

@@ -21,6 +21,7 @@ from langserve import add_routes
 from langserve.callbacks import AsyncEventAggregatorCallback
 from pydantic import BaseModel, ValidationError
 
+from langchain_chatchat.server.openai.messages import refuse_local_media
 from langchain_chatchat.server.registry import ModelRegistry
 from langchain_chatchat.workers.errors import BadRequestError
 
@@ -110,6 +111,7 @@ def _body_checker(runnable: Runnable) -> Any:
             return  # LangServe reports invalid JSON itself, as a 4xx
         if not isinstance(body, dict):
             return
+        refuse_local_media(body.get("input", body.get("inputs")), param="input")
         batch = endpoint == "batch"
         if kwargs := body.get("kwargs"):
             names = sorted(kwargs) if isinstance(kwargs, dict) else []

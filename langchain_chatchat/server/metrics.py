@@ -20,12 +20,14 @@ queued and health gauges cost nothing per request: a collector reads the pools w
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from starlette.routing import BaseRoute, Match, Mount
+from starlette.types import Scope
 
 if TYPE_CHECKING:
     from langchain_chatchat.server.pool import ReplicaPool
@@ -86,6 +88,7 @@ class Metrics:
             registry=self.registry,
         )
         self._http_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self.routes = RouteLabels()
 
     def model(self, name: str) -> ModelStats:
         return ModelStats(self, name)
@@ -107,6 +110,65 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class RouteLabels:
+    """The `route` label of a request: its route's template, with served model names folded
+    into `{model}` (`/{model}/invoke`), so the label set stays small and names no model.
+
+    Requests routed by FastAPI carry their route; the rest (static mounts, and answers given by
+    a middleware before routing, such as 401 or 413) are matched against the app's routes here.
+    Only a path that matches no route is `unmatched`.
+    """
+
+    def __init__(self) -> None:
+        self._routes: Sequence[BaseRoute] = ()
+        self._model_prefixes: tuple[str, ...] = ()
+        self._templates: dict[str, str] = {}
+
+    def bind(self, routes: Sequence[BaseRoute], models: Iterable[str]) -> None:
+        """Called once the app has all its routes."""
+        self._routes = tuple(_flatten(routes))
+        self._model_prefixes = tuple(f"/{name}/" for name in models)
+        self._templates.clear()
+
+    def label(self, scope: Scope, root_path: str) -> str:
+        """`root_path`: the scope's before routing (a mount changes it)."""
+        route = scope.get("route")
+        path = _template(route) if route is not None else self._match(scope, root_path)
+        template = self._templates.get(path)
+        if template is None:
+            template = self._templates[path] = self._fold_model(path)
+        return template
+
+    def _match(self, scope: Scope, root_path: str) -> str:
+        probe = {**scope, "root_path": root_path}
+        for route in self._routes:
+            match, _ = route.matches(probe)
+            if match is not Match.NONE:
+                return _template(route)
+        return "unmatched"
+
+    def _fold_model(self, path: str) -> str:
+        for prefix in self._model_prefixes:
+            if path.startswith(prefix):
+                return "/{model}/" + path[len(prefix) :]
+        return path
+
+
+def _template(route: BaseRoute) -> str:
+    path: str = getattr(route, "path", "unmatched")
+    return f"{path}/{{path}}" if isinstance(route, Mount) else path
+
+
+def _flatten(routes: Iterable[Any]) -> Iterator[BaseRoute]:
+    """Routes with a path; FastAPI may keep an included router (ours never have a prefix) as
+    one entry holding the router it wraps."""
+    for route in routes:
+        if isinstance(getattr(route, "path", None), str):
+            yield route
+        elif (router := getattr(route, "original_router", None)) is not None:
+            yield from _flatten(router.routes)
 
 
 class ModelStats:

@@ -31,6 +31,7 @@ from langchain_chatchat.server.openai.errors import (
     typed_error_body,
     validation_message,
 )
+from langchain_chatchat.server.web.session import AUTHORIZED, BrowserAccessMiddleware
 from langchain_chatchat.workers.errors import ChatchatError
 from langchain_chatchat.workers.redact import (
     install_log_redaction,
@@ -44,14 +45,20 @@ PUBLIC_PATHS = frozenset({"/health", "/ready"})
 
 
 class ApiKeyMiddleware:
-    """Require `Authorization: Bearer <key>` on every route except the health probes."""
+    """Require `Authorization: Bearer <key>` on every route except the health probes and what
+    `BrowserAccessMiddleware` admits (page shells, the playground's session cookie)."""
 
     def __init__(self, app: ASGIApp, api_keys: Sequence[str]) -> None:
         self.app = app
         self.keys = [key.encode() for key in api_keys]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS or self._authorized(scope):
+        if (
+            scope["type"] != "http"
+            or scope["path"] in PUBLIC_PATHS
+            or scope.get(AUTHORIZED) is True
+            or self._authorized(scope)
+        ):
             await self.app(scope, receive, send)
             return
         response = error_response(
@@ -320,10 +327,12 @@ def _error(error: HTTPException) -> Response:
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
 
 
-def install(app: FastAPI, settings: ServerSettings, metrics: Metrics) -> None:
-    """Add the middlewares (outermost first: CORS, request context, head limit, auth, body
-    guard, LangServe stream errors) and the
-    error handlers."""
+def install(
+    app: FastAPI, settings: ServerSettings, metrics: Metrics, models: Sequence[str] = ()
+) -> None:
+    """Add the middlewares (outermost first: CORS, request context, head limit, browser access,
+    auth, body guard, LangServe stream errors) and the error handlers; `models` are the served
+    names (their playgrounds)."""
     install_log_redaction()
     register_secrets(settings.api_keys)
     config = getattr(app.state, "config", None)
@@ -335,6 +344,7 @@ def install(app: FastAPI, settings: ServerSettings, metrics: Metrics) -> None:
     app.add_middleware(BodyGuardMiddleware, max_body_size=settings.max_body_size)
     if settings.api_keys:
         app.add_middleware(ApiKeyMiddleware, api_keys=settings.api_keys)
+        app.add_middleware(BrowserAccessMiddleware, api_keys=settings.api_keys, models=models)
     app.add_middleware(HeadLimitMiddleware, max_header_size=settings.max_header_size)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, access_log=settings.access_log)
     if settings.cors_origins:

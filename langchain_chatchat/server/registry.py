@@ -31,6 +31,7 @@ from langchain_chatchat.server.config import (
     ReplicaConfig,
     TimeoutConfig,
     describe_validation_error,
+    did_you_mean,
 )
 from langchain_chatchat.server.dispatch import (
     ChatDispatcher,
@@ -137,7 +138,8 @@ class ModelRegistry:
             )
         if kind is not None and served.kind != kind:
             raise BadRequestError(
-                f"The model '{name}' is a {served.kind} model; use {_ENDPOINTS[served.kind]}",
+                f"The model '{name}' is {'an' if served.kind == 'embeddings' else 'a'}"
+                f" {served.kind} model; use {_ENDPOINTS[served.kind]}",
                 code="model_not_supported",
                 param="model",
             )
@@ -229,9 +231,9 @@ def _construct(
             f"{where}: provider {provider!r} cannot be imported ({error}); is its extra installed?"
         ) from None
     if unknown := _unknown_params(cls, params):
-        raise ConfigError(
-            f"{where}.params: {cls.__name__} has no parameter(s) {', '.join(unknown)}"
-        )
+        known = getattr(cls, "model_fields", {})
+        hints = "; ".join(f"{name}{did_you_mean(name, known) or ''}" for name in unknown)
+        raise ConfigError(f"{where}.params: {cls.__name__} has no parameter(s) {hints}")
     params = _with_read_timeout(where, cls, params, timeout.read)
     try:
         model = cls(**params)

@@ -19,6 +19,7 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal, TypeVar
 
 from starlette.applications import Starlette
@@ -189,11 +190,22 @@ class DashScopeEmulator(EmulatorBase):
         self.responder = responder or Responder()
         super().__init__()
         methods = ["POST", "GET"]
+        # The vision models' endpoint lives in its own module, which builds on this one.
+        from langchain_chatchat.testing import dashscope_multimodal as multimodal
+
+        self.models = {**multimodal.VISION_MODELS, **self.models}
+        self.remote_images: dict[str, bytes] = {}
+        """Bytes to serve for image URLs instead of downloading them (for URLs off loopback)."""
         self._serve(
             Starlette(
                 routes=[
                     Route(GENERATION_PATH, self._generation, methods=methods),
                     Route(EMBEDDING_PATH, self._embedding, methods=methods),
+                    Route(
+                        multimodal.MULTIMODAL_PATH,
+                        partial(multimodal.multimodal_generation, self),
+                        methods=["POST"],
+                    ),
                 ]
             )
         )
@@ -347,9 +359,10 @@ class DashScopeEmulator(EmulatorBase):
         )
 
     def _validate_generation(
-        self, body: dict[str, Any], spec: ChatModelSpec, *, stream: bool
+        self, body: dict[str, Any], spec: ChatModelSpec, *, stream: bool, media_tokens: int = 0
     ) -> _Generation:
-        """Reject what DashScope documents as invalid, with its documented messages."""
+        """Reject what DashScope documents as invalid, with its documented messages.
+        `media_tokens`: the input tokens of images and video (multimodal endpoint)."""
         model = body["model"]
         messages = _messages(body["input"])
         params = body.get("parameters") or {}
@@ -399,7 +412,9 @@ class DashScopeEmulator(EmulatorBase):
                 "to use 'response_format' of type 'json_object'."
             )
 
-        input_tokens = sum(count_tokens(message_text(m)) + _tool_call_tokens(m) for m in messages)
+        input_tokens = media_tokens + sum(
+            count_tokens(message_text(m)) + _tool_call_tokens(m) for m in messages
+        )
         if tools:
             input_tokens += count_tokens(json.dumps(tools, ensure_ascii=False))
         limit = self.max_input_tokens or spec.max_input_tokens

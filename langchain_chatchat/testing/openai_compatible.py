@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -25,6 +26,14 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
 
+from langchain_chatchat.testing.images import (
+    ImageProblem,
+    ImageRules,
+    SeenAudio,
+    SeenImage,
+    decode_base64,
+    seeing,
+)
 from langchain_chatchat.testing.profiles import PROFILES, ApiError, Call, Profile, json_word_missing
 from langchain_chatchat.testing.responder import (
     Responder,
@@ -68,6 +77,8 @@ class OpenAICompatibleEmulator(EmulatorBase):
         self.api_key = api_key or _DEFAULT_KEYS.get(self.profile.name, "test-key")
         self.deployment = deployment
         self.responder = responder or Responder()
+        self.remote_images: dict[str, bytes] = {}
+        """Bytes to serve for image URLs instead of downloading them (for URLs off loopback)."""
         routes = []
         for root in (self.profile.base_path, *self.profile.extra_base_paths):
             routes += [
@@ -130,6 +141,7 @@ class OpenAICompatibleEmulator(EmulatorBase):
         try:
             call = self._call(request, record)
             self._check_chat(call)
+            images = self._check_images(call)
         except ApiError as error:
             return self._error(error, record)
         body = call.body
@@ -137,7 +149,7 @@ class OpenAICompatibleEmulator(EmulatorBase):
         item, hang = self._take()
         if isinstance(item, Fault) and (item.kind == "http" or not stream):
             return self._error(ApiError(item.status, item.code, item.message), record)
-        reply = item if isinstance(item, Reply) else self._default_reply(body)
+        reply = item if isinstance(item, Reply) else seeing(self._default_reply(body), images)
         if reply.tool_calls and self.profile.tools_as_text(dict(body)):
             reply = _tool_calls_as_text(reply)
         render = _Render(self.profile, body, reply, record.request_id, _prompt_tokens(body))
@@ -250,6 +262,57 @@ class OpenAICompatibleEmulator(EmulatorBase):
         if isinstance(stop, list) and profile.max_stop is not None and len(stop) > profile.max_stop:
             raise ApiError(400, invalid, f"'stop' accepts at most {profile.max_stop} sequences")
         profile.check(call)
+
+    def _check_images(self, call: Call) -> list[SeenImage | SeenAudio]:
+        """Every image part decoded and checked against the profile's image rules; the images of
+        the last user or tool turn are returned for the reply to describe."""
+        rules, model = self.profile.images, str(call.body.get("model") or self.deployment)
+        seen: list[SeenImage | SeenAudio] = []
+        count = 0
+        for position, message in enumerate(call.body["messages"]):
+            content = message.get("content")
+            if message.get("role") in ("user", "tool"):
+                seen = []
+            if not isinstance(content, list):
+                continue
+            for part in content:
+                kind = part.get("type") if isinstance(part, dict) else None
+                if kind == "text":
+                    continue
+                if kind not in ("image_url", "input_audio") or rules is None:
+                    raise ApiError(
+                        400, self.profile.invalid_code, f"Invalid content part type: {kind!r}"
+                    )
+                try:
+                    if kind == "input_audio":
+                        seen.append(_check_audio(rules, model, message, part))
+                        continue
+                    count += 1
+                    seen.append(self._check_image(rules, model, message, position, part, count))
+                except ImageProblem as problem:
+                    status, code, text = rules.errors[problem.kind]
+                    raise ApiError(status, code, text.format(detail=problem.detail)) from None
+        return seen
+
+    def _check_image(
+        self, rules: ImageRules, model: str, message: dict, position: int, part: dict, count: int
+    ) -> SeenImage:
+        role = message.get("role")
+        if not rules.takes_images(model):
+            raise ImageProblem("model", model)
+        if role != "user" and not (role == "tool" and rules.tool_images):
+            raise ImageProblem(
+                "role",
+                f"Invalid 'messages[{position}]'. Image URLs are only allowed for messages with "
+                f"role 'user', but this message with role '{role}' contains an image URL.",
+            )
+        if rules.max_images is not None and count > rules.max_images:
+            raise ImageProblem("count", f"at most {rules.max_images}")
+        image_url = part.get("image_url")
+        url = image_url.get("url") if isinstance(image_url, dict) else None
+        if not isinstance(url, str) or not url:
+            raise ImageProblem("decode", "image_url.url is required")
+        return rules.check(url, self.remote_images)
 
     async def _embeddings(self, request: Request) -> TimedResponse:
         record = await self._record(request, f"req-{uuid.uuid4().hex[:24]}")
@@ -446,6 +509,26 @@ class _Render:
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
         return {**self.head, "object": "chat.completion.chunk", "choices": [choice]}
+
+
+def _check_audio(rules: ImageRules, model: str, message: dict, part: dict) -> SeenAudio:
+    """OpenAI's `input_audio` part: audio models only, user turns, base64 wav or mp3 (chat
+    completions reference; the refusal for other models mirrors the image one, unverified)."""
+    if rules.audio_models is None or not re.search(rules.audio_models, model, re.IGNORECASE):
+        raise ApiError(
+            400,
+            "invalid_value",
+            "Invalid content type. input_audio is only supported by certain models.",
+        )
+    audio = part.get("input_audio") or {}
+    if message.get("role") != "user" or audio.get("format") not in ("wav", "mp3"):
+        raise ApiError(
+            400, "invalid_value", "input_audio needs a user turn and format 'wav' or 'mp3'."
+        )
+    try:
+        return SeenAudio.of(audio["format"], decode_base64(str(audio.get("data") or "")))
+    except ImageProblem:
+        raise ApiError(400, "invalid_value", "Invalid base64 data in 'input_audio'.") from None
 
 
 def _tool_calls_as_text(reply: Reply) -> Reply:

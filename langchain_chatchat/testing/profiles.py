@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from langchain_chatchat.testing.images import ImageRules
 from langchain_chatchat.testing.responder import message_text
 
 __all__ = ["PROFILES", "ApiError", "Call", "Profile"]
@@ -130,6 +131,8 @@ class Profile:
     tools_as_text: Callable[[dict[str, Any]], bool] = lambda body: False
     """True when this request's tool calls come back as JSON text in `content` (Spark without
     `tool_calls_switch`)."""
+    images: ImageRules | None = None
+    """The provider's image rules (None: image parts are refused as unsupported content)."""
 
     def batch_limit(self, model: str) -> int:
         return self.embedding_batch_limits.get(model, self.embedding_batch_default)
@@ -521,6 +524,47 @@ def _request_id(prefix: str) -> Callable[[str], dict[str, Any]]:
     return lambda request_id: {prefix: request_id}
 
 
+# -- image rules ------------------------------------------------------------------------------------
+# OpenAI chat completions vision guide and error reference: png/jpeg/gif/webp; images only in user
+# messages ("Image URLs are only allowed for messages with role 'user', ..."); models without
+# vision answer "Invalid content type. image_url is only supported by certain models.".
+_OPENAI_IMAGE_ERRORS: dict[str, tuple[int, str, str]] = {
+    "model": (
+        400,
+        "invalid_value",
+        "Invalid content type. image_url is only supported by certain models.",
+    ),
+    "role": (400, "invalid_value", "{detail}"),
+    "url": (400, "invalid_image_url", "Error while downloading {detail}."),
+    "download": (400, "invalid_image_url", "Error while downloading: {detail}."),
+    "decode": (
+        400,
+        "invalid_image_format",
+        "The image data you provided does not represent a valid image ({detail}). Please check "
+        "your input and try again with one of the supported image formats: "
+        "['image/jpeg', 'image/png', 'image/gif', 'image/webp'].",
+    ),
+    "format": (
+        400,
+        "invalid_image_format",
+        "You uploaded an unsupported image. Please make sure your image has of one the "
+        "following formats: ['png', 'jpeg', 'gif', 'webp'].",
+    ),
+    "size": (400, "image_too_large", "Image too large: {detail}."),  # unverified wording
+    "pixels": (400, "invalid_image", "Invalid image dimensions: {detail}."),  # unverified
+    "inline": (400, "invalid_image_url", "{detail}"),
+    "count": (400, "invalid_value", "Too many images: {detail}."),  # unverified
+}
+
+
+def _image_errors(code: str, message: str, **kinds: tuple[int, str, str]) -> dict:
+    """A provider's image errors: one generic parameter error unless a kind is documented."""
+    return {kind: kinds.get(kind, (400, code, message)) for kind in _OPENAI_IMAGE_ERRORS}
+
+
+_OPENAI_IMAGES = ImageRules(errors=_OPENAI_IMAGE_ERRORS, audio_models=r"audio|omni")
+
+
 # -- the profiles ------------------------------------------------------------------------------------
 _OPENAI = Profile(
     name="openai_compatible",
@@ -529,6 +573,7 @@ _OPENAI = Profile(
     auth_error=(401, "invalid_api_key", "Incorrect API key provided."),
     error_body=_openai_error,
     json_word_required=True,
+    images=_OPENAI_IMAGES,
     check=_openai_check,
 )
 
@@ -552,6 +597,7 @@ PROFILES: dict[str, Profile] = {
         extra_base_paths=("/openai/v1",),
         rate_limit_headers={"retry-after": "6", "retry-after-ms": "6000"},
         prompt_filter_chunk=True,
+        images=_OPENAI_IMAGES,  # Azure OpenAI vision how-to: OpenAI's parts and limits
         embedding_dimension=1536,
     ),
     "deepseek": Profile(
@@ -585,6 +631,18 @@ PROFILES: dict[str, Profile] = {
         check=_moonshot_check,
         thinking=_moonshot_thinking,
         cache_usage="top_level",
+        # "Use the Kimi Vision Model": vision-preview / kimi-latest / kimi-k2.5+, png/jpeg/webp/gif
+        # as base64 data URLs; URL images are refused ("unsupported image url", quoted in
+        # OpenHands issue #3219).
+        images=ImageRules(
+            errors=_image_errors(
+                "invalid_request_error",
+                "Invalid request: {detail}",
+                url=(400, "invalid_request_error", "Invalid request: unsupported image url"),
+            ),
+            models=r"vision|^kimi-latest|^kimi-k2\.[5-9]|^kimi-k[3-9]",
+            urls=False,
+        ),
     ),
     "zhipu": Profile(
         name="zhipu",
@@ -601,6 +659,17 @@ PROFILES: dict[str, Profile] = {
         check=_zhipu_check,
         search_results=_zhipu_web_search,
         thinking=_thinking_type,
+        # GLM-4V docs: jpg/png/jpeg, at most 5 MB and 6000x6000 pixels per image; the official
+        # SDKs send bare base64 (the data-URL prefix stripped). Error code 1210 (parameter error)
+        # for every image problem is unverified.
+        images=ImageRules(
+            errors=_image_errors("1210", "图片输入格式/解析错误: {detail}"),
+            models=r"^glm-[\d.]+v",
+            formats=frozenset({"png", "jpeg"}),
+            max_bytes=5 * 1024 * 1024,
+            max_side=6000,
+            inline="base64",
+        ),
         embedding_batch_limits={"embedding-3": 64, "embedding-2": 16},
         # docs.bigmodel.cn/api-reference 文本嵌入 (message unverified)
         embedding_text_limits={"embedding-3": (None, 3072), "embedding-2": (None, 512)},
@@ -617,6 +686,12 @@ PROFILES: dict[str, Profile] = {
         error_body=_qianfan_error,
         max_stop=4,
         check=_qianfan_check,
+        images=ImageRules(  # VL models only; formats and size unverified (strictest set)
+            errors=_image_errors("invalid_argument", "invalid image: {detail}"),
+            models=r"(^|[-_])vl([-_.\d]|$)|vision|^ernie-5",
+            formats=frozenset({"png", "jpeg"}),
+            max_bytes=10 * 1024 * 1024,
+        ),
         embedding_batch_limits={"tao-8k": 1},
         # cloud.baidu.com/doc/qianfan-api/s/Fm7u3ropn; codes from the v2 error-code page
         embedding_text_limits={
@@ -646,6 +721,18 @@ PROFILES: dict[str, Profile] = {
         error_body=_ark_error,
         check=_ark_check,
         thinking=_thinking_type,
+        # Ark visual understanding guide: vision and seed-1.6+ models; sides over 14 px, at most
+        # 10 MB and 36 M pixels (unverified); InvalidParameter for a bad image.
+        images=ImageRules(
+            errors=_image_errors(
+                "InvalidParameter", "The parameter `image_url` is invalid: {detail}"
+            ),
+            models=r"vision|seed-1[-.][68]|seed-[2-9]|^ep-",
+            formats=frozenset({"png", "jpeg", "gif", "webp", "bmp", "tiff", "heic"}),
+            max_bytes=10 * 1024 * 1024,
+            min_side=14,
+            max_pixels=36_000_000,
+        ),
         embedding_batch_default=256,
         embedding_dimension=2560,
         # volcengine.com/docs/82379/1521766 (message unverified)
@@ -681,6 +768,10 @@ PROFILES: dict[str, Profile] = {
         tool_choices=frozenset({"auto", "none"}),
         response_formats=frozenset({"json_schema"}),
         check=_minimax_check,
+        images=ImageRules(  # MiniMax-VL-01 only (chatcompletion_v2 reference)
+            errors=_image_errors("2013", "invalid params, {detail}"),
+            models=r"-vl-",
+        ),
         sse_done=False,  # unverified: the closing snapshot ends the stream
         embedding_style="minimax",
         embedding_batch_default=16,  # unverified

@@ -89,13 +89,14 @@ class BackgroundServer:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self) -> BackgroundServer:
+    def start(self, port: int = 0) -> BackgroundServer:
+        """Listen on 127.0.0.1:`port` (0: a free port, see `url`)."""
         if self.running:
             return self
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         # Without TCP_NODELAY, requests on reused keep-alive connections stall ~40 ms (Nagle).
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(("127.0.0.1", port))
         self._port = sock.getsockname()[1]
         config = uvicorn.Config(
             self._app,
@@ -233,9 +234,9 @@ class EmulatorBase:
         assert self._server is not None
         return self._server.url
 
-    def start(self) -> Self:
+    def start(self, port: int = 0) -> Self:
         assert self._server is not None
-        self._server.start()
+        self._server.start(port)
         return self
 
     def stop(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
+from langchain_chatchat.workers.content import MIB, MediaRules, pattern
 from langchain_chatchat.workers.endpoint import Endpoint
 from langchain_chatchat.workers.errors import (
     AuthenticationError,
@@ -66,6 +67,19 @@ class ArkWorker(OpenAICompatibleWorker):
     "enabled"|"disabled"|"auto"}`, `reasoning_effort`)."""
 
     endpoint: ClassVar[Endpoint] = ARK
+    media_rules: ClassVar[MediaRules] = MediaRules(
+        # Ark visual understanding guide: doubao-*vision* and doubao-seed-1.6+ take images (URL
+        # or base64 data URL, `detail` low/high/auto); JPEG/PNG/GIF/WEBP/BMP/TIFF/HEIC, at most
+        # 10 MB each, sides over 14 px, at most 36 M pixels (unverified); seed models also take
+        # `video_url`. Endpoint ids (`ep-...`) may serve any model, so they are let through.
+        models=pattern(r"vision|seed-1[-.][68]|seed-[2-9]|^ep-"),
+        formats=frozenset({"png", "jpeg", "gif", "webp", "bmp", "tiff", "heic"}),
+        max_image_bytes=10 * MIB,
+        min_side=14,
+        max_pixels=36_000_000,
+        video_models=pattern(r"seed-1[-.][68]|seed-[2-9]|^ep-"),
+        example="doubao-1.5-vision-pro",
+    )
 
     def tool_choice_forms(self, model: str) -> frozenset[ToolChoiceMode]:
         if _FORCED_TOOLS.match(model):

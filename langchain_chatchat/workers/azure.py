@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from langchain_chatchat.workers.content import MediaRules, pattern
 from langchain_chatchat.workers.endpoint import Auth, Endpoint
 from langchain_chatchat.workers.errors import (
     AuthenticationError,
@@ -112,6 +113,13 @@ class AzureOpenAIWorker(OpenAICompatibleWorker):
     carrying prompt_filter_results."""
 
     endpoint: ClassVar[Endpoint] = AZURE
+    media_rules: ClassVar[MediaRules] = MediaRules(
+        # Azure OpenAI vision how-to: the OpenAI image parts and limits. Deployment names are
+        # the operator's, so only names of the known text-only families are refused.
+        text_models=pattern(r"^(gpt-35|gpt-3\.5|o1-mini|o3-mini)"),
+        audio_models=pattern(r"audio"),
+        example="gpt-4o",
+    )
 
     def adjust_payload(self, payload: dict[str, Any], request: ChatRequest) -> dict[str, Any]:
         payload["model"] = self.auth.body_model(request.model)  # type: ignore[attr-defined]

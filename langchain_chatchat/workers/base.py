@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import ClassVar, Literal
 
+from langchain_chatchat.workers.content import MediaRules, prepare_media
 from langchain_chatchat.workers.errors import BadRequestError
 from langchain_chatchat.workers.retry import (
     RetryPolicy,
@@ -44,7 +45,8 @@ class MessageRules:
     - merge_consecutive: merge back-to-back user (or assistant) turns instead of sending them.
     - alternate: after the system turn, turns must alternate user/assistant, starting with user
       (tool turns count as part of the assistant's step).
-    - images: whether image parts are accepted; otherwise they are rejected, not dropped.
+    - images: whether media parts are accepted at all; otherwise they are rejected, not dropped
+      (which models take which media, and in what form: the worker's `media_rules`).
     """
 
     system: Literal["first", "fold"] = "first"
@@ -71,6 +73,8 @@ class ChatWorker(WorkerBase, ABC):
     """Translate a `ChatRequest` into one provider's API and its replies into deltas."""
 
     message_rules: ClassVar[MessageRules] = MessageRules()
+    media_rules: ClassVar[MediaRules] = MediaRules()
+    """Which models take images, video or audio, the limits, and the wire form (see content.py)."""
 
     # -- to implement per provider -------------------------------------------------------
     @abstractmethod
@@ -113,7 +117,12 @@ class ChatWorker(WorkerBase, ABC):
                 provider=self.provider,
                 param="tools",
             )
-        return replace(request, messages=self.validate_messages(request.messages))
+        request = replace(request, messages=self.validate_messages(request.messages))
+        return self.prepare_media(request) if self.message_rules.images else request
+
+    def prepare_media(self, request: ChatRequest) -> ChatRequest:
+        """Check media parts against `media_rules` and put them in the provider's form."""
+        return prepare_media(request, self.media_rules, self.provider)
 
     def validate_messages(self, messages: list[WorkerMessage]) -> list[WorkerMessage]:
         """Apply this provider's `message_rules`; override to add provider-specific checks."""
@@ -200,10 +209,21 @@ def _merge_consecutive(messages: list[WorkerMessage]) -> list[WorkerMessage]:
             and not previous.tool_calls
             and not message.tool_calls
         ):
-            merged[-1] = replace(previous, content=f"{previous.text()}\n\n{message.text()}")
+            merged[-1] = replace(previous, content=_joined(previous.content, message.content))
         else:
             merged.append(message)
     return merged
+
+
+def _joined(first: str | list, second: str | list) -> str | list:
+    """Two turns' content as one; media parts are kept in order, never flattened away."""
+    if isinstance(first, str) and isinstance(second, str):
+        return f"{first}\n\n{second}"
+    as_parts = [
+        [{"type": "text", "text": content}] if isinstance(content, str) else content
+        for content in (first, second)
+    ]
+    return [*as_parts[0], {"type": "text", "text": "\n\n"}, *as_parts[1]]
 
 
 class EmbeddingWorker(WorkerBase, ABC):

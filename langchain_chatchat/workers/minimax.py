@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from langchain_chatchat.workers.content import MediaRules, pattern
 from langchain_chatchat.workers.endpoint import Auth, Endpoint, ErrorFields
 from langchain_chatchat.workers.errors import (
     AuthenticationError,
@@ -101,6 +102,12 @@ class MiniMaxWorker(OpenAICompatibleWorker):
     include_usage_option: ClassVar[bool] = False
     tool_choices: ClassVar[frozenset[ToolChoiceMode]] = frozenset({"auto", "none"})
     response_formats: ClassVar[frozenset[ResponseFormat]] = frozenset({"json_schema"})
+    media_rules: ClassVar[MediaRules] = MediaRules(
+        # chatcompletion_v2 reference: MiniMax-VL-01 takes OpenAI image parts; the text models
+        # (MiniMax-M1, MiniMax-Text-01, abab*) do not.
+        models=pattern(r"-vl-"),
+        example="MiniMax-VL-01",
+    )
 
     def sampling_ranges(self, model: str) -> SamplingRanges:
         return {"temperature": (0.01, 1.0), "top_p": (0.01, 1.0)}

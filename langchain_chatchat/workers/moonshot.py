@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar, Literal
 
+from langchain_chatchat.workers.content import MediaRules, pattern
 from langchain_chatchat.workers.endpoint import Endpoint
 from langchain_chatchat.workers.errors import (
     AuthenticationError,
@@ -68,6 +69,15 @@ class MoonshotWorker(OpenAICompatibleWorker):
     tool_choices: ClassVar[frozenset[ToolChoiceMode]] = frozenset({"auto", "none"})
     response_formats: ClassVar[frozenset[ResponseFormat]] = frozenset({"json_object"})
     echo_reasoning: ClassVar[Literal["never", "tool_calls", "always"]] = "tool_calls"
+    media_rules: ClassVar[MediaRules] = MediaRules(
+        # "Use the Kimi Vision Model": moonshot-v1-*-vision-preview, kimi-latest and kimi-k2.5+
+        # take png/jpeg/webp/gif as base64 data URLs; "URL-formatted images: Not supported"
+        # (the API answers "unsupported image url"); kimi-k2.5 also understands video.
+        models=pattern(r"vision|^kimi-latest|^kimi-k2\.[5-9]|^kimi-k[3-9]"),
+        remote_urls=False,
+        video_models=pattern(r"^kimi-k2\.[5-9]|^kimi-k[3-9]"),
+        example="moonshot-v1-8k-vision-preview",
+    )
 
     def max_tokens_field(self, model: str) -> str:
         return "max_completion_tokens" if _MAX_COMPLETION_TOKENS.match(model) else "max_tokens"

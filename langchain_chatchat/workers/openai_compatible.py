@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, ClassVar, Literal
 
 from langchain_chatchat.workers.base import ChatWorker, EmbeddingWorker, MessageRules
+from langchain_chatchat.workers.content import MediaRules, pattern
 from langchain_chatchat.workers.endpoint import Endpoint, HTTPWorker, decode_json
 from langchain_chatchat.workers.errors import (
     BadRequestError,
@@ -96,6 +97,10 @@ class OpenAICompatibleWorker(HTTPWorker, ChatWorker):
 
     endpoint: ClassVar[Endpoint] = OPENAI_COMPATIBLE
     message_rules: ClassVar[MessageRules] = MessageRules(images=True)
+    media_rules: ClassVar[MediaRules] = MediaRules(audio_models=pattern(r"audio|omni"))
+    """OpenAI's rules (png/jpeg/gif/webp, `detail`, images in user turns only: a tool message
+    takes text parts only, per the chat completions reference); any model, since a generic
+    server's model names say nothing (its own 400 is mapped if it has no vision)."""
     chat_path: ClassVar[str] = "/chat/completions"
     include_usage_option: ClassVar[bool] = True
     """Send `stream_options: {"include_usage": true}` (providers that reject it set False)."""

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from langchain_chatchat.workers.base import MessageRules
+from langchain_chatchat.workers.content import MIB, MediaRules, pattern
 from langchain_chatchat.workers.endpoint import Endpoint
 from langchain_chatchat.workers.errors import (
     AuthenticationError,
@@ -64,6 +65,15 @@ class QianfanWorker(OpenAICompatibleWorker):
         {"json_object", "json_schema"}
     )
     max_stop: ClassVar[int] = 4
+    media_rules: ClassVar[MediaRules] = MediaRules(
+        # Qianfan v2 chat: the VL models (ernie-4.5-*vl*, ernie-4.5-turbo-vl, qwen*-vl,
+        # internvl, deepseek-vl2) and ERNIE 5 take OpenAI image parts. Formats and the per-image
+        # size are unverified: the strictest common set (png/jpeg, 10 MB) is enforced.
+        models=pattern(r"(^|[-_])vl([-_.\d]|$)|vision|^ernie-5"),
+        formats=frozenset({"png", "jpeg"}),
+        max_image_bytes=10 * MIB,
+        example="ernie-4.5-turbo-vl",
+    )
 
     def sampling_ranges(self, model: str) -> SamplingRanges:
         """ERNIE: temperature in (0, 1] — 0 is refused — and top_p in [0, 1] (cloud.baidu.com/

@@ -25,7 +25,9 @@ try:  # newer SDKs keep one aiohttp session per event loop, and never close it t
 except ImportError:  # older SDKs open a session per call: nothing stays open
     close_shared_aio_session = None  # type: ignore[assignment]  # checked before each use
 
-from langchain_chatchat.workers.base import ChatWorker, EmbeddingWorker
+from langchain_chatchat.workers import qwen_multimodal
+from langchain_chatchat.workers.base import ChatWorker, EmbeddingWorker, MessageRules
+from langchain_chatchat.workers.content import prepare_media
 from langchain_chatchat.workers.errors import (
     AuthenticationError,
     BadRequestError,
@@ -41,7 +43,13 @@ from langchain_chatchat.workers.errors import (
     retry_after_seconds,
 )
 from langchain_chatchat.workers.limits import TextLimit, check_texts
-from langchain_chatchat.workers.sampling import clamp_sampling, is_forced, unforce_tools
+from langchain_chatchat.workers.sampling import (
+    ANY_TOOL_INSTRUCTION,
+    add_system_instruction,
+    clamp_sampling,
+    is_forced,
+    unforce_tools,
+)
 from langchain_chatchat.workers.streaming import CumulativeToIncremental, ToolCallHeaders
 from langchain_chatchat.workers.types import (
     ChatDelta,
@@ -113,7 +121,9 @@ class _DashScopeClient:
 
 
 class QwenWorker(_DashScopeClient, ChatWorker):
-    """Qwen over DashScope's native text-generation API.
+    """Qwen over DashScope's native API: text models on text generation, vision models on the
+    multimodal endpoint (chosen by model name, or by `multimodal`; see qwen_multimodal.py), with
+    `file://` media read only from `local_media_dir`.
 
     - tool_choice is "auto", "none" or a named function (qwen-api-reference: tool_choice; the
       API answers "required" with 400 'tool_choice is one of the strings that should be
@@ -125,9 +135,37 @@ class QwenWorker(_DashScopeClient, ChatWorker):
       offered only the forced tool with "auto", and JSON output is a typed error there.
     """
 
-    def __init__(self, *, api_key: str | None, base_url: str | None = None, **kwargs: Any) -> None:
+    message_rules = MessageRules(images=True)
+    media_rules = qwen_multimodal.MEDIA_RULES
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str | None = None,
+        multimodal: bool | None = None,
+        local_media_dir: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self._init_client(api_key, base_url)
+        self.multimodal = multimodal
+        self.local_media_dir = local_media_dir
+
+    def prepare_media(self, request: ChatRequest) -> ChatRequest:
+        return prepare_media(
+            request,
+            self.media_rules,
+            self.provider,
+            vision=self.multimodal,
+            local_dir=self.local_media_dir,
+        )
+
+    def _generate(self, request: ChatRequest) -> tuple[Any, Any]:
+        """The SDK calls (sync, async) of the endpoint that serves `request.model`."""
+        if qwen_multimodal.uses_multimodal(request.model, self.multimodal):
+            return qwen_multimodal.call, qwen_multimodal.acall
+        return Generation.call, AioGeneration.call
 
     def prepare(self, request: ChatRequest) -> ChatRequest:
         request = super().prepare(request)
@@ -164,7 +202,7 @@ class QwenWorker(_DashScopeClient, ChatWorker):
             if request.tool_choice is not None:
                 payload["tool_choice"] = _tool_choice(request.tool_choice, request.tools)
                 if request.tool_choice == "required" and payload["tool_choice"] == "auto":
-                    _add_system_instruction(payload["messages"], ANY_TOOL_INSTRUCTION)
+                    add_system_instruction(payload["messages"], ANY_TOOL_INSTRUCTION)
         if request.user:
             extra.setdefault("user", request.user)
         payload.update(extra)  # enable_search, enable_thinking, thinking_budget, ...
@@ -177,7 +215,7 @@ class QwenWorker(_DashScopeClient, ChatWorker):
     def _call(self, request: ChatRequest) -> Iterator[ChatDelta]:
         payload = self._payload(request)
         with _transport_errors():
-            response: Any = Generation.call(**payload)  # a generator when streaming
+            response: Any = self._generate(request)[0](**payload)  # a generator when streaming
             if not payload["stream"]:
                 yield _delta_from_response(_checked(response), request.model, final=True)
                 return
@@ -192,7 +230,7 @@ class QwenWorker(_DashScopeClient, ChatWorker):
     async def _acall(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
         payload = self._payload(request)
         with _transport_errors():
-            response: Any = await AioGeneration.call(**payload)  # an async generator when streaming
+            response: Any = await self._generate(request)[1](**payload)
             if not payload["stream"]:
                 yield _delta_from_response(_checked(response), request.model, final=True)
                 return
@@ -328,13 +366,6 @@ def _to_dashscope_messages(messages: list[WorkerMessage]) -> list[dict[str, Any]
     return converted
 
 
-ANY_TOOL_INSTRUCTION = (
-    "You must answer by calling one of the provided tools; do not reply with text alone."
-)
-"""Added to the system prompt when a request forces "any" of several tools, which DashScope's
-tool_choice cannot express."""
-
-
 def _tool_choice(choice: str, tools: list[dict[str, Any]]) -> Any:
     """DashScope's tool_choice: "auto", "none", or a function object to force one ("required"
     over several tools becomes "auto"; the caller adds `ANY_TOOL_INSTRUCTION`)."""
@@ -345,13 +376,6 @@ def _tool_choice(choice: str, tools: list[dict[str, Any]]) -> Any:
             return "auto"
         choice = tools[0]["function"]["name"]
     return {"type": "function", "function": {"name": choice}}
-
-
-def _add_system_instruction(messages: list[dict[str, Any]], instruction: str) -> None:
-    if messages and messages[0]["role"] == "system":
-        messages[0] = {**messages[0], "content": f"{messages[0]['content']}\n\n{instruction}"}
-    else:
-        messages.insert(0, {"role": "system", "content": instruction})
 
 
 # json_schema output is documented for these models only (help.aliyun.com/zh/model-studio/
@@ -369,7 +393,7 @@ def _fit_json_schema(payload: dict[str, Any]) -> None:
         "Answer with a single JSON object that conforms to this JSON schema:\n"
         + json.dumps(schema, ensure_ascii=False)
     )
-    _add_system_instruction(payload["messages"], instruction)
+    add_system_instruction(payload["messages"], instruction)
     payload["response_format"] = {"type": "json_object"}
 
 

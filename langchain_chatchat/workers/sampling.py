@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from langchain_chatchat.workers.errors import BadRequestError
 from langchain_chatchat.workers.types import ChatRequest
 
 logger = logging.getLogger(__name__)
@@ -49,22 +48,31 @@ def is_forced(choice: Any) -> bool:
     return choice == "required" or isinstance(choice, Mapping)
 
 
+ANY_TOOL_INSTRUCTION = (
+    "You must answer by calling one of the provided tools; do not reply with text alone."
+)
+"""Added to the system prompt where "call any of these tools" cannot be forced (DashScope has
+no such tool_choice; thinking models take no forced tool): the model is asked, not forced."""
+
+
+def add_system_instruction(messages: list[dict[str, Any]], instruction: str) -> None:
+    """Append `instruction` to the leading system message (or insert one), in place."""
+    if messages and messages[0]["role"] == "system":
+        messages[0] = {**messages[0], "content": f"{messages[0]['content']}\n\n{instruction}"}
+    else:
+        messages.insert(0, {"role": "system", "content": instruction})
+
+
 def unforce_tools(payload: dict[str, Any], provider: str) -> None:
     """For a model that always thinks and refuses forced tools: offer only the forced tool with
-    `tool_choice` "auto" (the closest the API accepts). "required" over several tools has no
-    such form and is refused before sending."""
+    `tool_choice` "auto" (the closest the API accepts); "required" over several tools becomes
+    "auto" with `ANY_TOOL_INSTRUCTION`."""
     choice, tools = payload.get("tool_choice"), payload.get("tools") or []
     if isinstance(choice, Mapping):
         name = (choice.get("function") or {}).get("name")
         tools = [tool for tool in tools if (tool.get("function") or {}).get("name") == name]
     elif len(tools) != 1:
-        raise BadRequestError(
-            f"{provider} cannot force a tool call while the model is thinking, and 'any of "
-            f"{len(tools)} tools' has no unforced equivalent; name the tool (tool_choice='name'), "
-            "bind a single tool, or turn thinking off",
-            provider=provider,
-            param="tool_choice",
-        )
+        add_system_instruction(payload["messages"], ANY_TOOL_INSTRUCTION)
     logger.debug(
         "%s: thinking models cannot be forced to call a tool; offering only %s",
         provider,

@@ -20,6 +20,7 @@ import time
 from collections.abc import Mapping
 from typing import ClassVar
 
+from langchain_chatchat.workers.content import MIB, MediaRules, pattern
 from langchain_chatchat.workers.endpoint import Auth, Endpoint
 from langchain_chatchat.workers.errors import (
     AuthenticationError,
@@ -129,6 +130,20 @@ class ZhipuWorker(OpenAICompatibleWorker):
     tool_choices: ClassVar[frozenset[ToolChoiceMode]] = frozenset({"auto"})
     response_formats: ClassVar[frozenset[ResponseFormat]] = frozenset({"json_object"})
     max_stop: ClassVar[int] = 1
+    media_rules: ClassVar[MediaRules] = MediaRules(
+        # GLM-4V docs: images by URL or base64, jpg/png/jpeg, at most 5 MB and 6000x6000 pixels
+        # each; glm-4v-plus and the GLM-4.xV models also take `video_url`. Both official SDKs
+        # (zhipuai `drop_prefix_image_data`, zai-sdk) strip the `data:image/...;base64,` prefix,
+        # so inline images go as bare base64.
+        models=pattern(r"^glm-[\d.]+v"),
+        formats=frozenset({"png", "jpeg"}),
+        max_image_bytes=5 * MIB,
+        max_side=6000,
+        inline="base64",
+        detail=False,
+        video_models=pattern(r"^glm-4v-plus|^glm-4\.\d+v"),
+        example="glm-4v-plus",
+    )
     metadata_keys: ClassVar = ("web_search",)
     """The web_search tool's results (docs.bigmodel.cn 网络搜索: a top-level `web_search` list
     of {title, link, content, media, icon, refer}) reach `response_metadata["web_search"]`."""

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 from langchain_chatchat.workers.errors import NotFoundError
+from langchain_chatchat.workers.local.cache import cache_dir
 from langchain_chatchat.workers.local.loading import (
     MINILM,
     SMOLLM2,
     ModelSource,
     ShippedModel,
-    cache_dir,
 )
 
 

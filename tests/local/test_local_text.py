@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from transformers import AutoTokenizer
 
+from langchain_chatchat.workers.local.codec import HFCodec
 from langchain_chatchat.workers.local.text import (
     REPLACEMENT,
     IncrementalDetokenizer,
@@ -22,7 +23,7 @@ def test_multibyte_characters_are_never_split(tokenizer) -> None:
     text = "Héllo 世界 🎉 done"
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     assert len(ids) > len(text.split()), "the byte-level tokenizer should split these characters"
-    detokenizer = IncrementalDetokenizer(tokenizer)
+    detokenizer = IncrementalDetokenizer(HFCodec(tokenizer))
     pieces = [detokenizer.add(token) for token in ids]
     pieces.append(detokenizer.flush())
     assert "".join(pieces) == text
@@ -32,13 +33,13 @@ def test_multibyte_characters_are_never_split(tokenizer) -> None:
 
 def test_flush_releases_an_incomplete_character(tokenizer) -> None:
     ids = tokenizer("🎉", add_special_tokens=False)["input_ids"]
-    detokenizer = IncrementalDetokenizer(tokenizer)
+    detokenizer = IncrementalDetokenizer(HFCodec(tokenizer))
     assert detokenizer.add(ids[0]) == ""
     assert detokenizer.flush() == tokenizer.decode(ids[:1])
 
 
 def test_special_tokens_are_not_shown(tokenizer) -> None:
-    detokenizer = IncrementalDetokenizer(tokenizer)
+    detokenizer = IncrementalDetokenizer(HFCodec(tokenizer))
     ids = tokenizer("hi<|im_end|>", add_special_tokens=False)["input_ids"]
     assert "".join(detokenizer.add(token) for token in ids) + detokenizer.flush() == "hi"
 

@@ -100,16 +100,15 @@ def test_double_messages_are_merged_or_kept_as_the_provider_accepts(llm, emu, pr
         assert roles == ["user", "user", "assistant", "assistant", "user"]
 
 
-def test_images_reach_vision_providers_and_are_rejected_by_text_only_ones(llm, emu):
+def test_images_are_checked_before_sending(llm, emu):
+    """A text-only model, or bytes that are no image, is a typed 400 before any request (the
+    vision behaviour of every provider: tests/vision)."""
     image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
     message = HumanMessage(content=[{"type": "text", "text": "what is this?"}, image])
-    if llm.worker.message_rules.images:
-        assert llm.invoke([message]).content == "Hello! You said: what is this?"
-        assert sent(emu)["messages"][0]["content"][1] == image
-    else:
-        with pytest.raises(BadRequestError, match="accept only text"):
-            llm.invoke([message])
-        assert emu.requests == []
+    with pytest.raises(BadRequestError) as caught:
+        llm.invoke([message])
+    assert caught.value.status_code == 400
+    assert emu.requests == []
 
 
 @pytest.mark.parametrize("streaming", [False, True])

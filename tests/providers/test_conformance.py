@@ -27,6 +27,7 @@ from langchain_chatchat.workers.errors import (
     ContextLengthError,
     UpstreamUnavailableError,
 )
+from langchain_chatchat.workers.sampling import ANY_TOOL_INSTRUCTION
 
 from .support import SPECS, chat_for, embeddings_for, running, sent
 
@@ -78,10 +79,11 @@ def test_deepseek_reasoner_is_offered_only_the_forced_tool():
     assert body["tool_choice"] == "auto"
     assert [t["function"]["name"] for t in body["tools"]] == ["get_time"]
     assert result.tool_calls[0]["name"] == "get_time"
-    with pytest.raises(
-        BadRequestError, match="cannot force a tool call while the model is thinking"
-    ):
-        llm.bind_tools([get_weather, get_time], tool_choice="any").invoke("hi")
+    result = llm.bind_tools([get_weather, get_time], tool_choice="any").invoke("hi")
+    body = sent(running("deepseek"))
+    assert body["tool_choice"] == "auto" and len(body["tools"]) == 2
+    assert body["messages"][0] == {"role": "system", "content": ANY_TOOL_INSTRUCTION}
+    assert result.tool_calls
 
 
 def test_deepseek_emulator_refuses_forced_tools_while_thinking():

@@ -10,10 +10,12 @@ from langchain_core.load import dumpd, dumps, load
 from langchain_tests.integration_tests import ChatModelIntegrationTests, EmbeddingsIntegrationTests
 from langchain_tests.unit_tests import ChatModelUnitTests, EmbeddingsUnitTests
 
+from tests.vision.standard import StandardImages
+
 from .support import SPECS, connection, running
 
 
-class _Chat:
+class _Chat(StandardImages):
     provider: str
 
     @property
@@ -29,8 +31,8 @@ class _Chat:
         return "json_object" in self.chat_model_class.worker_class.response_formats
 
     @property
-    def supports_image_inputs(self) -> bool:
-        return False  # the standard image test downloads a picture; see test_behaviour for images
+    def tested_model(self) -> str:
+        return SPECS[self.provider].model
 
 
 def _offline(model: str | None, provider: str) -> dict[str, Any]:
@@ -87,11 +89,14 @@ def test_serialization_round_trip(name: str, monkeypatch: pytest.MonkeyPatch) ->
 class _ChatIntegration(_Chat, ChatModelIntegrationTests):
     @property
     def chat_model_params(self) -> dict[str, Any]:
-        return {"model": SPECS[self.provider].model, **connection(running(self.provider))}
+        return {"model": self.tested_model, **connection(running(self.provider))}
 
     @property
     def model_override_value(self) -> str | None:
-        return None if self.provider == "azure" else SPECS[self.provider].model + "-alt"
+        return None if self.provider == "azure" else self.tested_model + "-alt"
+
+    def image_emulators(self) -> list[Any]:
+        return [running(self.provider)]
 
 
 class _Embeddings:
@@ -142,6 +147,14 @@ class TestChatSparkUnit(_ChatUnit): provider = "spark"
 class TestChatSparkIntegration(_ChatIntegration): provider = "spark"
 class TestChatAzureOpenAIUnit(_ChatUnit): provider = "azure"
 class TestChatAzureOpenAIIntegration(_ChatIntegration): provider = "azure"
+
+# The same suites on each provider's vision models (image switches on by the worker's rules).
+class TestChatZhipuVisionIntegration(_ChatIntegration): provider, tested_model = "zhipu", "glm-4v-plus"
+class TestChatQianfanVisionIntegration(_ChatIntegration): provider, tested_model = "qianfan", "ernie-4.5-turbo-vl-32k"
+class TestChatArkVisionIntegration(_ChatIntegration): provider, tested_model = "ark", "doubao-seed-1-6-250615"
+class TestChatMoonshotVisionIntegration(_ChatIntegration): provider, tested_model = "moonshot", "moonshot-v1-8k-vision-preview"
+class TestChatMiniMaxVisionIntegration(_ChatIntegration): provider, tested_model = "minimax", "MiniMax-VL-01"
+class TestChatOpenAICompatibleAudioIntegration(_ChatIntegration): provider, tested_model = "openai_compatible", "gpt-4o-audio-preview"
 
 class TestOpenAICompatibleEmbeddingsUnit(_EmbeddingsUnit): provider = "openai_compatible"
 class TestOpenAICompatibleEmbeddingsIntegration(_EmbeddingsIntegration): provider = "openai_compatible"

@@ -10,6 +10,8 @@ from langchain_tests.unit_tests import ChatModelUnitTests, EmbeddingsUnitTests
 
 from langchain_chatchat import ChatQwen, QwenEmbeddings
 from langchain_chatchat.testing import DashScopeEmulator
+from langchain_chatchat.workers.qwen import QwenWorker
+from tests.vision.standard import StandardImages
 
 _emulator: DashScopeEmulator | None = None
 
@@ -77,14 +79,20 @@ def test_serialization_round_trip(monkeypatch):
     assert restored.api_key.get_secret_value() == "sk-from-env"
 
 
-class TestChatQwenIntegration(ChatModelIntegrationTests):
+class TestChatQwenIntegration(StandardImages, ChatModelIntegrationTests):
+    tested_model = "qwen-plus"
+    worker_type = QwenWorker
+
     @property
     def chat_model_class(self) -> type[ChatQwen]:
         return ChatQwen
 
     @property
     def chat_model_params(self) -> dict[str, Any]:
-        return {"model": "qwen-plus", **_connection()}
+        return {"model": self.tested_model, **_connection()}
+
+    def image_emulators(self) -> list[Any]:
+        return [_emulator]
 
     @property
     def supports_json_mode(self) -> bool:
@@ -93,6 +101,16 @@ class TestChatQwenIntegration(ChatModelIntegrationTests):
     @property
     def model_override_value(self) -> str:
         return "qwen-turbo"
+
+
+class TestChatQwenVisionIntegration(TestChatQwenIntegration):
+    """The same suite on a Qwen3-VL model, over DashScope's multimodal endpoint."""
+
+    tested_model = "qwen3-vl-plus"
+
+    @property
+    def model_override_value(self) -> str:
+        return "qwen3-vl-flash"
 
 
 class TestQwenEmbeddingsUnit(EmbeddingsUnitTests):

@@ -64,7 +64,7 @@ def test_load_from_yaml_file(tmp_path: Path):
     ("raw", "message"),
     [
         ({"models": []}, "models: List should have at least 1 item"),
-        ({"models": [QWEN], "sever": {}}, "sever: Extra inputs are not permitted"),
+        ({"models": [QWEN], "sever": {}}, "sever: unknown key: did you mean server?"),
         ({"models": [{**QWEN, "name": "v1"}]}, "'v1' is reserved"),
         (
             {"models": [{**QWEN, "name": "a/b"}]},
@@ -187,7 +187,7 @@ def test_default_app_serves_the_offline_models_end_to_end(monkeypatch):
     monkeypatch.delenv("DASHSCOPE_API_KEY", raising=False)
     with BackgroundServer(create_app()) as server:
         client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
-        question = [{"role": "user", "content": "What is the capital of France?"}]
+        question = [{"role": "user", "content": "Which city is the capital of France?"}]
         reply = client.chat.completions.create(
             model="SmolLM2-135M-Instruct", messages=question, temperature=0, max_tokens=24
         )
@@ -206,3 +206,43 @@ def test_default_app_serves_the_offline_models_end_to_end(monkeypatch):
         assert len(pieces) > 3 and "".join(pieces) == reply.choices[0].message.content
         vectors = client.embeddings.create(model="all-MiniLM-L6-v2", input=["a", "b"]).data
         assert [len(item.embedding) for item in vectors] == [384, 384]
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (
+            {"server": {"prot": 1}, "models": [QWEN]},
+            "server.prot: unknown key: did you mean port?",
+        ),
+        (
+            {"models": [{**QWEN, "max_concurency": 2}]},
+            'models[0] "qwen-plus".max_concurency: unknown key: did you mean max_concurrency?',
+        ),
+        (
+            {"models": [{**QWEN, "timeout": {"raed": 1}}]},
+            'models[0] "qwen-plus".timeout.raed: unknown key: did you mean read?',
+        ),
+        (
+            {"models": [{**QWEN, "replicas": [{"porvider": "qwen"}]}]},
+            "replicas[0].porvider: unknown key: did you mean provider?",
+        ),
+        (
+            {"models": [{**QWEN, "zzz": 1}]},
+            'models[0] "qwen-plus".zzz: unknown key; valid keys: fallbacks, health, kind,',
+        ),
+    ],
+)
+def test_misspelt_keys_get_the_closest_valid_one(raw, message):
+    with pytest.raises(ConfigError) as caught:
+        load_config(raw)
+    assert message in str(caught.value)
+
+
+def test_misspelt_params_get_the_closest_parameter():
+    config = load_config(
+        {"models": [{**QWEN, "params": {**QWEN["params"], "api_key": "k", "temprature": 0.2}}]}
+    )
+    with pytest.raises(ConfigError) as caught:
+        ModelRegistry.from_config(config)
+    assert "ChatQwen has no parameter(s) temprature: did you mean temperature?" in str(caught.value)

@@ -94,8 +94,24 @@ async def test_ainvoke(aremote):
 def test_embeddings_route(server_url):
     remote = RemoteRunnable(f"{server_url}/text-embedding-v3", headers=AUTH)
     vectors = remote.invoke(["a", "b"])
+    single = remote.invoke("a")  # one text, one vector: like embed_query
+    batched = remote.batch(["a", ["a", "b"]])
     remote.sync_client.close()
     assert len(vectors) == 2 and len(vectors[0]) == 1024
+    assert single == vectors[0]
+    assert batched == [vectors[0], vectors]
+
+
+async def test_embeddings_route_async_single_text(server_url):
+    remote = RemoteRunnable(f"{server_url}/text-embedding-v3", headers=AUTH)
+    vector = await remote.ainvoke("a")
+    await remote.async_client.aclose()
+    assert len(vector) == 1024 and isinstance(vector[0], float)
+
+
+def test_embeddings_route_refuses_other_input(server_url):
+    response = httpx.post(f"{server_url}/text-embedding-v3/invoke", json={"input": 5}, headers=AUTH)
+    assert response.status_code in (400, 422)
 
 
 def test_upstream_error_reaches_remote_runnable_as_status(remote, emulator):

@@ -77,6 +77,9 @@ def test_requests_latency_tokens_and_errors(emulator):
         Fault.http(429, "Throttling.RateQuota", "slow down"),
     )
     with client_for(emulator) as client:
+        # first: a response is counted once its last byte is sent, maybe after the client moved on
+        assert client.get("/docs").status_code == 200
+        assert client.get("/web/static/chat.js").status_code == 200
         chat = {"model": "qwen-plus", "messages": HI}
         assert client.post("/v1/chat/completions", json=chat).status_code == 200
         stream = {**chat, "stream": True}
@@ -88,6 +91,9 @@ def test_requests_latency_tokens_and_errors(emulator):
         )
         assert client.post("/qwen-plus/invoke", json={"input": "hi"}).status_code == 200
         assert client.get("/nowhere").status_code == 404
+        assert (
+            client.get("/v1/models", headers={"authorization": "Bearer wrong"}).status_code == 401
+        )
         table = samples(client)
 
     def http(route: str, status: str, method: str = "POST") -> float:
@@ -97,7 +103,10 @@ def test_requests_latency_tokens_and_errors(emulator):
 
     assert http("/v1/chat/completions", "200") == 2
     assert http("/v1/chat/completions", "429") == 1
-    assert http("/qwen-plus/invoke", "200") == 1  # LangServe routes by their template
+    assert http("/{model}/invoke", "200") == 1  # LangServe routes by their template
+    assert http("/docs", "200", "GET") == 1
+    assert http("/web/static/{path}", "200", "GET") == 1
+    assert http("/v1/models", "401", "GET") == 1  # answered before routing, labelled all the same
     assert http("unmatched", "404", "GET") == 1  # unknown paths cannot blow up cardinality
     duration = "chatchat_http_request_duration_seconds_count"
     assert value(table, duration, method="POST", route="/v1/chat/completions") == 3

@@ -32,11 +32,14 @@ def _to_langchain(message: dict[str, Any], index: int) -> BaseMessage:
     role = message["role"]
     name = message.get("name")
     if role == "user":
-        return HumanMessage(content=message["content"], name=name)
+        return HumanMessage(content=_remote_content(message["content"], index), name=name)
     if role in ("system", "developer"):
         return SystemMessage(content=message["content"], name=name)
     if role == "tool":
-        return ToolMessage(content=message["content"], tool_call_id=message["tool_call_id"])
+        return ToolMessage(
+            content=_remote_content(message["content"], index),
+            tool_call_id=message["tool_call_id"],
+        )
     calls = message.get("tool_calls") or []
     reasoning = message.get("reasoning_content")
     return AIMessage(
@@ -45,6 +48,47 @@ def _to_langchain(message: dict[str, Any], index: int) -> BaseMessage:
         tool_calls=[_tool_call(call, index, position) for position, call in enumerate(calls)],
         additional_kwargs={"reasoning_content": reasoning} if reasoning else {},
     )
+
+
+def _remote_content(content: str | list[dict[str, Any]], index: int) -> str | list:
+    if not isinstance(content, str):
+        refuse_local_media(content, param=f"messages[{index}].content")
+    return content
+
+
+_MEDIA_TYPES = frozenset({"image_url", "image", "video", "video_url", "audio", "input_audio"})
+
+
+def refuse_local_media(value: Any, param: str = "messages") -> None:
+    """Refuse media blocks that name a path on this server: `file://` is for Python callers of a
+    model with a `local_media_dir`, never for HTTP clients (send base64 data or an http(s) URL)."""
+    if isinstance(value, dict):
+        if value.get("type") in _MEDIA_TYPES and any(map(_is_file_url, _media_urls(value))):
+            raise BadRequestError(
+                "file:// media URLs are not accepted over HTTP; send the media inline as a "
+                "base64 data URL or as an http(s) URL",
+                param=param,
+                code="invalid_image_url",
+            )
+        for item in value.values():
+            refuse_local_media(item, param)
+    elif isinstance(value, list):
+        for item in value:
+            refuse_local_media(item, param)
+
+
+def _media_urls(block: dict[str, Any]) -> list[Any]:
+    urls = [block.get("url"), block.get("image")]
+    video = block.get("video")
+    urls += video if isinstance(video, list) else [video]
+    for key in ("image_url", "video_url"):
+        inner = block.get(key)
+        urls.append(inner.get("url") if isinstance(inner, dict) else inner)
+    return urls
+
+
+def _is_file_url(value: Any) -> bool:
+    return isinstance(value, str) and value[:5].lower() == "file:"
 
 
 def _tool_call(call: dict[str, Any], index: int, position: int) -> dict[str, Any]:

@@ -18,7 +18,57 @@ from typing_extensions import NotRequired, TypedDict
 
 from langchain_chatchat.workers.errors import BadRequestError
 
-Content = str | list[dict[str, Any]]
+
+class TextPart(TypedDict):
+    type: Literal["text"]
+    text: str
+
+
+class ImageURL(TypedDict):
+    url: Annotated[str, Field(min_length=1)]
+    detail: NotRequired[Literal["auto", "low", "high"]]
+
+
+class ImagePart(TypedDict):
+    type: Literal["image_url"]
+    image_url: ImageURL
+
+
+class InputAudio(TypedDict):
+    data: Annotated[str, Field(min_length=1)]
+    format: Literal["wav", "mp3"]
+
+
+class AudioPart(TypedDict):
+    type: Literal["input_audio"]
+    input_audio: InputAudio
+
+
+class VideoURL(TypedDict):
+    url: Annotated[str, Field(min_length=1)]
+
+
+class VideoURLPart(TypedDict):
+    """Zhipu's / Kimi's / DashScope compatible mode's video part."""
+
+    type: Literal["video_url"]
+    video_url: VideoURL
+
+
+class VideoPart(TypedDict):
+    """DashScope compatible mode's video as a list of frame image URLs (or one video URL)."""
+
+    type: Literal["video"]
+    video: str | list[str]
+
+
+ContentPart = Annotated[
+    TextPart | ImagePart | AudioPart | VideoURLPart | VideoPart, Field(discriminator="type")
+]
+# The list first, so that a malformed part (not "content is not a string") is what a 400 names.
+Content = list[ContentPart] | str
+"""User and tool content: text and media parts (which models take media: each provider's rules)."""
+TextContent = list[TextPart] | str
 
 # Keyword names that `Runnable.ainvoke/astream` itself interprets; a body naming one is a 400.
 _RESERVED_KWARGS = frozenset(
@@ -36,7 +86,7 @@ def unrecognized(names: list[str]) -> BadRequestError:
 
 class SystemMessageParam(TypedDict):
     role: Literal["system", "developer"]
-    content: Content
+    content: TextContent
     name: NotRequired[str]
 
 
@@ -59,7 +109,7 @@ class ToolCallParam(TypedDict):
 
 class AssistantMessageParam(TypedDict):
     role: Literal["assistant"]
-    content: NotRequired[Content | None]
+    content: NotRequired[TextContent | None]
     name: NotRequired[str]
     tool_calls: NotRequired[list[ToolCallParam] | None]
     reasoning_content: NotRequired[str | None]

@@ -1,22 +1,26 @@
 """The local chat worker: chat template in, engine token ids out as incremental deltas.
 
 The model is loaded on first use (or by `load()`), once per process, and all workers for the
-same model share one `GenerationEngine`, so requests from every caller batch together.
+same model and engine share one engine, so requests from every caller batch together. Two
+engines sit behind the same request path: transformers (any Hugging Face model) and llama.cpp
+(GGUF files, several times faster on CPU); see `resolve_engine` for which one "auto" picks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import queue
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from jinja2 import TemplateError
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from langchain_chatchat.workers.base import ChatWorker, MessageRules
 from langchain_chatchat.workers.errors import (
@@ -24,15 +28,18 @@ from langchain_chatchat.workers.errors import (
     ContextLengthError,
     UpstreamTimeoutError,
 )
-from langchain_chatchat.workers.local.engine import (
+from langchain_chatchat.workers.local import llama
+from langchain_chatchat.workers.local.codec import Codec, HFCodec, LlamaCodec
+from langchain_chatchat.workers.local.devices import Placement
+from langchain_chatchat.workers.local.loading import ModelSource, load_causal_lm
+from langchain_chatchat.workers.local.sampling import SamplingParams
+from langchain_chatchat.workers.local.scheduler import (
+    BatchScheduler,
     Event,
     Finished,
-    GenerationEngine,
-    SamplingParams,
     Sink,
     Ticket,
 )
-from langchain_chatchat.workers.local.loading import ModelSource, load_causal_lm
 from langchain_chatchat.workers.local.text import IncrementalDetokenizer, StopMatcher
 from langchain_chatchat.workers.local.tools import (
     ToolCallParser,
@@ -48,27 +55,53 @@ from langchain_chatchat.workers.types import (
     WorkerMessage,
 )
 
-_ENGINES: dict[tuple[int, int, int], GenerationEngine] = {}
+logger = logging.getLogger(__name__)
+
+EngineName = Literal["auto", "transformers", "llama_cpp"]
+
+_ENGINES: dict[tuple[Any, ...], BatchScheduler] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
-def shared_engine(model: PreTrainedModel, max_batch_size: int, max_queue: int) -> GenerationEngine:
+def _shared_engine(key: tuple[Any, ...], build) -> BatchScheduler:
     """One engine per loaded model and settings, so every worker's requests batch together."""
-    key = (id(model), max_batch_size, max_queue)
     with _ENGINES_LOCK:
         if key not in _ENGINES:
-            _ENGINES[key] = GenerationEngine(
-                model, max_batch_size=max_batch_size, max_queue=max_queue
-            )
+            _ENGINES[key] = build()
         return _ENGINES[key]
+
+
+def resolve_engine(engine: EngineName, source: ModelSource) -> Literal["transformers", "llama_cpp"]:
+    """ "auto": llama.cpp for a GGUF file when llama-cpp-python is installed, else transformers."""
+    if engine == "llama_cpp":
+        if source.gguf_file is None:
+            raise BadRequestError(
+                f"engine 'llama_cpp' runs GGUF files; {source.location!r} is not one "
+                "(pass a .gguf path, or gguf_file=...)",
+                provider="local",
+                param="engine",
+            )
+        return "llama_cpp"
+    if engine == "transformers":
+        return "transformers"
+    if engine != "auto":
+        raise BadRequestError(
+            f"unknown engine {engine!r}; use 'auto', 'transformers' or 'llama_cpp'",
+            provider="local",
+            param="engine",
+        )
+    if source.gguf_file is not None and llama.available():
+        return "llama_cpp"
+    return "transformers"
 
 
 @dataclass(frozen=True)
 class LocalModel:
     """A loaded model with what requests need to know about it."""
 
-    tokenizer: PreTrainedTokenizerBase
-    engine: GenerationEngine
+    codec: Codec
+    engine: BatchScheduler
+    engine_name: str
     context_length: int
     stop_token_ids: frozenset[int]
     temperature: float
@@ -77,17 +110,53 @@ class LocalModel:
 
     @classmethod
     def load(
-        cls, source: ModelSource, dtype: str | None, max_batch_size: int, max_queue: int
+        cls,
+        name: str,
+        source: ModelSource,
+        engine: EngineName,
+        placement: Placement,
+        max_batch_size: int | None,
+        max_queue: int,
     ) -> LocalModel:
-        model, tokenizer = load_causal_lm(source, dtype)
+        started = time.perf_counter()
+        if resolve_engine(engine, source) == "llama_cpp":
+            loaded = cls._load_llama(name, source, max_batch_size or 8, max_queue)
+        else:
+            loaded = cls._load_transformers(name, source, placement, max_batch_size, max_queue)
+        logger.info(
+            "local model %r ready on %s in %.1fs",
+            name,
+            loaded.engine_name,
+            time.perf_counter() - started,
+        )
+        return loaded
+
+    @classmethod
+    def _load_transformers(
+        cls,
+        name: str,
+        source: ModelSource,
+        placement: Placement,
+        max_batch_size: int | None,
+        max_queue: int,
+    ) -> LocalModel:
+        model, tokenizer = load_causal_lm(source, placement)
+        batch = max_batch_size or placement.batch_size_for(model)
         generation = model.generation_config
         eos = generation.eos_token_id
         stop_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
         if tokenizer.eos_token_id is not None:
             stop_ids.add(tokenizer.eos_token_id)
+        from langchain_chatchat.workers.local.engine import GenerationEngine
+
+        engine = _shared_engine(
+            ("transformers", id(model), batch, max_queue),
+            lambda: GenerationEngine(model, max_batch_size=batch, max_queue=max_queue, label=name),
+        )
         return cls(
-            tokenizer=tokenizer,
-            engine=shared_engine(model, max_batch_size, max_queue),
+            codec=HFCodec(tokenizer),
+            engine=engine,
+            engine_name=f"transformers ({model.device}, {model.dtype})",
             context_length=getattr(model.config, "max_position_embeddings", None)
             or tokenizer.model_max_length,
             stop_token_ids=frozenset(stop_ids),
@@ -95,9 +164,31 @@ class LocalModel:
             top_p=(generation.top_p or 1.0) if generation.do_sample else 1.0,
         )
 
+    @classmethod
+    def _load_llama(
+        cls, name: str, source: ModelSource, max_batch_size: int, max_queue: int
+    ) -> LocalModel:
+        assert source.gguf_file is not None
+        gguf = llama.load_gguf(Path(source.location) / source.gguf_file)
+        engine = _shared_engine(
+            ("llama_cpp", gguf.path, max_batch_size, max_queue),
+            lambda: llama.LlamaCppEngine(
+                gguf, max_batch_size=max_batch_size, max_queue=max_queue, label=name
+            ),
+        )
+        return cls(
+            codec=LlamaCodec(gguf.llama),
+            engine=engine,
+            engine_name=f"llama.cpp (cpu, {llama.cpu_threads()} threads)",
+            context_length=gguf.context_length,
+            stop_token_ids=gguf.eos_token_ids(),
+            temperature=0.0,  # a GGUF carries no generation config: greedy unless asked
+            top_p=1.0,
+        )
+
 
 class LocalChatWorker(ChatWorker):
-    """Chat with a transformers causal LM running in this process."""
+    """Chat with a local model running in this process (transformers or llama.cpp)."""
 
     provider = "local"
     message_rules = MessageRules(system="first", tools=True, images=False)
@@ -107,20 +198,25 @@ class LocalChatWorker(ChatWorker):
         model: str,
         *,
         gguf_file: str | None = None,
-        dtype: str | None = None,
+        engine: EngineName = "auto",
+        placement: Placement | None = None,
         chat_template: str | None = None,
-        max_batch_size: int = 8,
+        max_batch_size: int | None = None,
         max_queue: int = 64,
+        default_max_tokens: int | None = None,
         timeout: float | None = 60.0,
         max_retries: int = 2,
     ) -> None:
         super().__init__(timeout=timeout, max_retries=max_retries)
         self.model = model
         self.gguf_file = gguf_file
-        self.dtype = dtype
+        self.engine_name = engine
+        self.placement = placement or Placement()
         self.chat_template = chat_template
         self.max_batch_size = max_batch_size
         self.max_queue = max_queue
+        self.default_max_tokens = default_max_tokens
+        ModelSource.resolve(model, gguf_file)  # a missing model wheel fails now, at start-up
         self._loaded: LocalModel | None = None
         self._load_lock = threading.Lock()
 
@@ -130,12 +226,29 @@ class LocalChatWorker(ChatWorker):
             if self._loaded is None:
                 source = ModelSource.resolve(self.model, self.gguf_file)
                 self._loaded = LocalModel.load(
-                    source, self.dtype, self.max_batch_size, self.max_queue
+                    self.model,
+                    source,
+                    self.engine_name,
+                    self.placement,
+                    self.max_batch_size,
+                    self.max_queue,
                 )
             return self._loaded
 
     @property
-    def engine(self) -> GenerationEngine:
+    def loaded(self) -> bool:
+        return self._loaded is not None
+
+    def warm(self) -> None:
+        """Load, then generate one token through the whole request path."""
+        request = ChatRequest(
+            model=self.model, messages=[WorkerMessage(role="user", content="Hi")], max_tokens=1
+        )
+        for _ in self._call(request):
+            pass
+
+    @property
+    def engine(self) -> BatchScheduler:
         return self.load().engine
 
     # -- transport -----------------------------------------------------------------------
@@ -192,7 +305,7 @@ class LocalChatWorker(ChatWorker):
     def _start(self, request: ChatRequest) -> _Reply:
         local = self.load()
         tools = request.tools if request.tool_choice != "none" else None
-        template = self._template(local.tokenizer, tools)
+        template = self._template(local.codec, tools)
         prefix, parser = "", None
         if tools:
             check_tool_template(template, self.model)
@@ -202,20 +315,14 @@ class LocalChatWorker(ChatWorker):
             parser = ToolCallParser()
             parser.push(prefix)  # a forced reply start is markup for the parser, not text
         try:
-            prompt = local.tokenizer.apply_chat_template(
-                _template_messages(request.messages),
-                tools=tools,
-                chat_template=template,
-                add_generation_prompt=True,
-                tokenize=False,
-            )
+            prompt = local.codec.render(_template_messages(request.messages), tools, template)
         except TemplateError as error:
             raise BadRequestError(
                 f"the chat template of {self.model!r} rejected the conversation: {error}",
                 provider=self.provider,
                 param="messages",
             ) from error
-        prompt_ids = local.tokenizer(prompt + prefix, add_special_tokens=False)["input_ids"]
+        prompt_ids = local.codec.encode(prompt + prefix)
         room = local.context_length - len(prompt_ids)
         if room <= 0:
             raise ContextLengthError(
@@ -223,21 +330,25 @@ class LocalChatWorker(ChatWorker):
                 f"{self.model!r} takes at most {local.context_length}",
                 provider=self.provider,
             )
+        params = self._sampling(request, local, room)
+        return _Reply(local, prompt_ids, params, request.stop, request.model, parser)
+
+    def _sampling(self, request: ChatRequest, local: LocalModel, room: int) -> SamplingParams:
         _check_sampling(request)
-        params = SamplingParams(
-            max_new_tokens=min(request.max_tokens or room, room),
+        extra = _sampling_extras(request.extra)
+        wanted = request.max_tokens or self.default_max_tokens or room
+        return SamplingParams(
+            max_new_tokens=min(wanted, room),
             temperature=local.temperature if request.temperature is None else request.temperature,
             top_p=local.top_p if request.top_p is None else request.top_p,
             seed=request.seed,
             stop_token_ids=local.stop_token_ids,
+            **extra,
         )
-        return _Reply(local, prompt_ids, params, request.stop, request.model, parser)
 
-    def _template(
-        self, tokenizer: PreTrainedTokenizerBase, tools: list[dict[str, Any]] | None
-    ) -> str:
+    def _template(self, codec: Codec, tools: list[dict[str, Any]] | None) -> str:
         try:
-            return tokenizer.get_chat_template(self.chat_template, tools)
+            return codec.template(self.chat_template, tools)
         except ValueError as error:
             raise BadRequestError(
                 f"local model {self.model!r} has no chat template; pass chat_template=...",
@@ -280,6 +391,37 @@ def _check_sampling(request: ChatRequest) -> None:
         raise BadRequestError("temperature must be >= 0", provider="local", param="temperature")
     if request.top_p is not None and not 0 < request.top_p <= 1:
         raise BadRequestError("top_p must be in (0, 1]", provider="local", param="top_p")
+
+
+# per-call sampling options beyond OpenAI's fields: name -> (type, check, what a valid value is)
+_EXTRA_SAMPLING: dict[str, tuple[type, Any, str]] = {
+    "top_k": (int, lambda value: value >= 0, ">= 0 (0: off)"),
+    "min_p": (float, lambda value: 0 <= value <= 1, "in [0, 1]"),
+    "repetition_penalty": (float, lambda value: value > 0, "> 0 (1: off)"),
+    "presence_penalty": (float, lambda value: -2 <= value <= 2, "in [-2, 2]"),
+    "frequency_penalty": (float, lambda value: -2 <= value <= 2, "in [-2, 2]"),
+}
+
+
+def _sampling_extras(extra: dict[str, Any]) -> dict[str, Any]:
+    """The request's extra sampling options, checked; anything else in `extra` is refused."""
+    options: dict[str, Any] = {}
+    for name, value in extra.items():
+        if name == "parallel_tool_calls":  # the parser takes every call the model writes
+            continue
+        if name not in _EXTRA_SAMPLING:
+            raise BadRequestError(
+                f"local models take no parameter {name!r}", provider="local", param=name
+            )
+        if value is None:
+            continue
+        kind, valid, rule = _EXTRA_SAMPLING[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not valid(value):
+            raise BadRequestError(f"{name} must be {rule}", provider="local", param=name)
+        if kind is int and value != int(value):
+            raise BadRequestError(f"{name} must be an integer", provider="local", param=name)
+        options[name] = kind(value)
+    return options
 
 
 def _template_messages(messages: list[WorkerMessage]) -> list[dict[str, Any]]:
@@ -327,7 +469,7 @@ class _Reply:
         self._local = local
         self._prompt_ids = prompt_ids
         self._params = params
-        self._detokenizer = IncrementalDetokenizer(local.tokenizer)
+        self._detokenizer = IncrementalDetokenizer(local.codec)
         self._stops = StopMatcher(stop)
         self._tools = tool_parser
         self._model = model

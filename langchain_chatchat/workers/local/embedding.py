@@ -1,9 +1,11 @@
-"""Local sentence embeddings: a transformers encoder, pooled and (by default) L2-normalised."""
+"""Local sentence embeddings: a transformers encoder, pooled and (by default) L2-normalised;
+or a GGUF embedding model on llama.cpp (pooled as the GGUF says)."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 from typing import ClassVar, Literal
 
 import torch
@@ -12,6 +14,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from langchain_chatchat.workers.base import EmbeddingWorker
 from langchain_chatchat.workers.errors import BadRequestError
+from langchain_chatchat.workers.local import llama
+from langchain_chatchat.workers.local.devices import Placement
 from langchain_chatchat.workers.local.loading import ModelSource, load_encoder
 from langchain_chatchat.workers.types import EmbeddingRequest, EmbeddingResult, Usage
 
@@ -32,7 +36,8 @@ class LocalEmbeddingWorker(EmbeddingWorker):
         pooling: Pooling = "mean",
         normalize: bool = True,
         max_length: int | None = None,
-        dtype: str | None = None,
+        placement: Placement | None = None,
+        engine: Literal["auto", "transformers", "llama_cpp"] = "auto",
         timeout: float | None = 60.0,
         max_retries: int = 2,
     ) -> None:
@@ -41,17 +46,44 @@ class LocalEmbeddingWorker(EmbeddingWorker):
         self.pooling = pooling
         self.normalize = normalize
         self.max_length = max_length
-        self.dtype = dtype
+        self.placement = placement or Placement()
+        self.engine = engine
+        ModelSource.resolve(model)  # a missing model wheel fails now, at start-up
         self._forward_lock = threading.Lock()
 
     def load(self) -> None:
         """Load the encoder now (otherwise the first request does)."""
-        self._encoder()
+        if self._gguf() is not None:
+            llama.load_gguf(self._gguf(), embedding=True)
+        else:
+            self._encoder()
+
+    def _gguf(self) -> Path | None:
+        """The GGUF file to run on llama.cpp, when this model is one and that engine applies."""
+        source = ModelSource.resolve(self.model)
+        if source.gguf_file is None or self.engine == "transformers":
+            if self.engine == "llama_cpp":
+                raise BadRequestError(
+                    f"engine 'llama_cpp' runs GGUF files; {self.model!r} is not one",
+                    provider=self.provider,
+                    param="engine",
+                )
+            return None
+        if self.engine == "auto" and not llama.available():
+            raise BadRequestError(
+                f"{self.model!r} is a GGUF embedding model, which needs llama.cpp; "
+                f"run `{llama.INSTALL}`",
+                provider=self.provider,
+            )
+        return Path(source.location) / source.gguf_file
 
     def _encoder(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-        return load_encoder(ModelSource.resolve(self.model).location, self.dtype)
+        return load_encoder(ModelSource.resolve(self.model).location, self.placement)
 
     def _embed_batch(self, request: EmbeddingRequest) -> EmbeddingResult:
+        gguf = self._gguf()
+        if gguf is not None:
+            return self._embed_gguf(gguf, request)
         model, tokenizer = self._encoder()
         if request.dimensions not in (None, model.config.hidden_size):
             raise BadRequestError(
@@ -66,13 +98,33 @@ class LocalEmbeddingWorker(EmbeddingWorker):
         )
         batch = tokenizer(
             request.texts, padding=True, truncation=True, max_length=limit, return_tensors="pt"
-        )
+        ).to(model.device)
         with self._forward_lock, torch.inference_mode():
             hidden = model(**batch).last_hidden_state
-            vectors = self._pool(hidden, batch["attention_mask"])
+            vectors = self._pool(hidden, batch["attention_mask"]).float().cpu()
         tokens = int(batch["attention_mask"].sum())
         return EmbeddingResult(
             vectors=vectors.tolist(),
+            usage=Usage(input_tokens=tokens, total_tokens=tokens),
+            model=request.model,
+        )
+
+    def _embed_gguf(self, path: Path, request: EmbeddingRequest) -> EmbeddingResult:
+        model = llama.load_gguf(path, embedding=True).llama
+        dimensions = model.n_embd()
+        if request.dimensions not in (None, dimensions):
+            raise BadRequestError(
+                f"local model {self.model!r} produces {dimensions}-dimensional vectors; "
+                f"dimensions={request.dimensions} is not available",
+                provider=self.provider,
+                param="dimensions",
+            )
+        with self._forward_lock:
+            vectors, tokens = model.embed(
+                request.texts, normalize=self.normalize, truncate=True, return_count=True
+            )
+        return EmbeddingResult(
+            vectors=vectors,
             usage=Usage(input_tokens=tokens, total_tokens=tokens),
             model=request.model,
         )

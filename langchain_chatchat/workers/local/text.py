@@ -7,10 +7,15 @@ can straddle tokens too, so both stages hold back a tail until it is known to be
 from __future__ import annotations
 
 from collections.abc import Iterable
-
-from transformers import PreTrainedTokenizerBase
+from typing import Protocol
 
 REPLACEMENT = "\ufffd"
+
+
+class Decoder(Protocol):
+    def decode(self, ids: list[int]) -> str:
+        """Text of `ids`, special tokens left out, broken UTF-8 shown as U+FFFD."""
+        ...
 
 
 class IncrementalDetokenizer:
@@ -21,8 +26,8 @@ class IncrementalDetokenizer:
     drop leading spaces on a lone token (SentencePiece) correct.
     """
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
-        self._tokenizer = tokenizer
+    def __init__(self, decoder: Decoder) -> None:
+        self._decoder = decoder
         self._ids: list[int] = []
         self._prefix = 0  # start of the decoding window
         self._read = 0  # end of what has been emitted
@@ -42,9 +47,8 @@ class IncrementalDetokenizer:
         return text[len(seen) :]
 
     def _window(self) -> tuple[str, str]:
-        decode = self._tokenizer.decode
-        seen = decode(self._ids[self._prefix : self._read], skip_special_tokens=True)
-        return seen, decode(self._ids[self._prefix :], skip_special_tokens=True)
+        decode = self._decoder.decode
+        return decode(self._ids[self._prefix : self._read]), decode(self._ids[self._prefix :])
 
 
 def partial_suffix(text: str, markers: Iterable[str]) -> int:

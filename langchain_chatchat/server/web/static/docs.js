@@ -1,0 +1,34 @@
+// Swagger UI for /openapi.json, offline, sending the home page's API key (if any) with the
+// schema request and with every "Try it out" call.
+"use strict";
+
+async function loadSpec() {
+  const response = await fetch("/openapi.json", { headers: chatchatKey.headers() });
+  if (response.status === 401) {
+    chatchatKey.form(
+      document.getElementById("key"),
+      "This server needs an API key to show its API.",
+      loadSpec,
+    );
+    return;
+  }
+  document.getElementById("key").replaceChildren();
+  const spec = await response.json();
+  window.ui = SwaggerUIBundle({
+    spec,
+    dom_id: "#swagger-ui",
+    layout: "BaseLayout",
+    deepLinking: true,
+    showExtensions: true,
+    showCommonExtensions: true,
+    validatorUrl: null, // the default sends the schema to an online validator
+    presets: [SwaggerUIBundle.presets.apis, SwaggerUIBundle.SwaggerUIStandalonePreset],
+    requestInterceptor: (request) => {
+      const key = chatchatKey.get();
+      if (key && !request.headers.Authorization) request.headers.Authorization = `Bearer ${key}`;
+      return request;
+    },
+  });
+}
+
+loadSpec();

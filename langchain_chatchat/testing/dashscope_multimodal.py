@@ -1,0 +1,264 @@
+"""DashScope's multimodal endpoint for the emulator: Qwen-VL, Qwen2.5/3-VL and QVQ.
+
+`POST /api/v1/services/aigc/multimodal-generation/generation`, written from Model Studio's
+"Visual understanding (Qwen-VL)" guide and the Qwen-VL API reference:
+
+* content is a list of one-key objects — ``{"text"}``, ``{"image": url | data URL}``,
+  ``{"video": url | [frame urls]}``; tool results may stay strings (unverified);
+* images: BMP, JPEG, PNG, TIFF, WEBP, HEIC; width and height over 10 px; aspect ratio at most
+  200:1; a base64 data URI at most 10 MB ("Exceeded limit on max bytes per data-uri item :
+  10485760"); an image that does not open is "The image format is illegal and cannot be opened";
+* a video given as frames has 4 to 512 images (unverified message);
+* image tokens: one per 28x28 pixels, rounded up, at least 4 and at most the model's cap
+  (1280 for qwen-vl-max/plus, 16384 for the Qwen2.5/3-VL family), reported in usage;
+* replies carry ``message.content`` as ``[{"text": ...}]``, streamed with the same SSE frames as
+  text generation; parameters, thinking and tools follow text generation's rules.
+
+The default reply names every image of the last user turn (format, size, hash) so tests can
+check it arrived intact. Text models on this endpoint, and vision models on text generation,
+get "url error, please check url!" (unverified).
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from starlette.requests import Request
+
+from langchain_chatchat.testing.dashscope import (
+    _ApiError,
+    _frame,
+    _invalid,
+    _output,
+    _stream_outputs,
+    _usage,
+)
+from langchain_chatchat.testing.images import ImageProblem, ImageRules, SeenImage, seeing
+from langchain_chatchat.testing.script import Fault, Reply
+from langchain_chatchat.testing.server import TimedResponse
+
+if TYPE_CHECKING:
+    from langchain_chatchat.testing.dashscope import DashScopeEmulator
+
+__all__ = ["MULTIMODAL_PATH", "VISION_MODELS", "VisionModelSpec", "multimodal_generation"]
+
+MULTIMODAL_PATH = "/api/v1/services/aigc/multimodal-generation/generation"
+_DATA_URI_LIMIT = 10_485_760
+_ILLEGAL_IMAGE = "The image format is illegal and cannot be opened."
+
+
+@dataclass(frozen=True)
+class VisionModelSpec:
+    """A multimodal model: text-generation's fields, plus its image-token cap and tools."""
+
+    max_input_tokens: int = 129_024
+    max_output_tokens: int = 8_192
+    thinking: Literal["none", "off", "on", "always"] = "none"
+    result_format: Literal["text", "message"] = "message"
+    incremental_output: bool = False
+    stream_only: bool = False
+    max_image_tokens: int = 16_384
+    tools: bool = False
+
+
+_QVQ = VisionModelSpec(thinking="always", incremental_output=True, stream_only=True)
+_QWEN3_VL = VisionModelSpec(thinking="off", tools=True)
+VISION_MODELS: Mapping[str, VisionModelSpec] = {
+    "qwen-vl-max": VisionModelSpec(max_image_tokens=1280),
+    "qwen-vl-max-latest": VisionModelSpec(max_image_tokens=1280),
+    "qwen-vl-plus": VisionModelSpec(max_image_tokens=1280),
+    "qwen2.5-vl-72b-instruct": VisionModelSpec(),
+    "qwen2.5-vl-7b-instruct": VisionModelSpec(),
+    "qwen3-vl-plus": _QWEN3_VL,
+    "qwen3-vl-flash": _QWEN3_VL,
+    "qwen3-vl-235b-a22b-thinking": VisionModelSpec(
+        thinking="always", incremental_output=True, stream_only=True, tools=True
+    ),
+    "qvq-max": _QVQ,
+    "qvq-plus": _QVQ,
+}
+
+_IMAGE_RULES = ImageRules(
+    errors={
+        kind: (400, "InvalidParameter", _ILLEGAL_IMAGE)
+        for kind in ("decode", "format", "inline", "count", "model", "role", "url")
+    }
+    | {
+        "size": (
+            400,
+            "InvalidParameter",
+            "Exceeded limit on max bytes per data-uri item : {detail}",
+        ),
+        "pixels": (
+            400,
+            "InvalidParameter",
+            "The image length and width do not meet the model restrictions. [{detail}]",
+        ),
+        "download": (
+            400,
+            "InvalidParameter.DataInspection",
+            "Download the media resource timed out during the data inspection process.",
+        ),
+    },
+    formats=frozenset({"bmp", "jpeg", "png", "tiff", "webp", "heic"}),
+    max_bytes=_DATA_URI_LIMIT,
+    min_side=10,
+)
+
+
+async def multimodal_generation(emulator: DashScopeEmulator, request: Request) -> TimedResponse:
+    """The endpoint's handler, mounted by `DashScopeEmulator`."""
+    record = await emulator._record(request, str(uuid.uuid4()))
+    stream = request.headers.get("x-dashscope-sse", "").lower() == "enable"
+    try:
+        body = emulator._check_request(request, record)
+        spec = emulator._spec(body, VisionModelSpec)  # type: ignore[type-var]
+        text_body, seen, image_tokens = _read_input(body, spec, emulator.remote_images)
+        call = emulator._validate_generation(
+            text_body,
+            spec,  # type: ignore[arg-type]
+            stream=stream,
+            media_tokens=image_tokens,
+        )
+    except _ApiError as error:
+        return emulator._error(error, record, stream=stream)
+
+    item, hang = emulator._take()
+    if isinstance(item, Fault) and (item.kind == "http" or not stream):
+        return emulator._error(
+            _ApiError(item.status, item.code, item.message), record, stream=stream
+        )
+    reply = item if isinstance(item, Reply) else seeing(emulator._default_reply(call), seen)
+    usage = _with_image_tokens(_usage(reply, call.input_tokens), image_tokens)
+    if not stream:
+        scripted = item if isinstance(item, Reply) else None
+        return emulator._json(
+            _as_parts(_output(reply, True)), usage, record, hang=hang, reply=scripted
+        )
+
+    cumulative = not call.incremental if reply.cumulative is None else reply.cumulative
+    outputs = _stream_outputs(reply, usage, call.input_tokens, True, cumulative)
+    frames = [
+        _frame(i, {"output": _as_parts(out), "usage": use, "request_id": record.request_id})
+        for i, (out, use) in enumerate(outputs, start=1)
+    ]
+    if isinstance(item, Fault):  # some chunks, then the error event
+        frames = frames[: min(item.after_chunks, len(frames) - 1)]
+        failure = {"code": item.code, "message": item.message, "request_id": record.request_id}
+        frames.append(_frame(len(frames) + 1, failure, status=item.status))
+    pieces = [
+        (reply.first_chunk_delay if i == 0 else reply.chunk_delay, frame)
+        for i, frame in enumerate(frames)
+    ]
+    return TimedResponse(
+        200,
+        [("content-type", "text/event-stream;charset=UTF-8"), ("cache-control", "no-cache")],
+        pieces,
+        hang=hang,
+        abort_after=reply.drop_after_chunks,
+        on_disconnect=record.mark_disconnected,
+    )
+
+
+def _read_input(
+    body: dict[str, Any], spec: VisionModelSpec, remote_images: Mapping[str, bytes]
+) -> tuple[dict[str, Any], list[SeenImage], int]:
+    """Check the multimodal messages; return a text-generation view of the body (for the shared
+    parameter rules), the images of the last user turn, and the image tokens."""
+    messages = body["input"].get("messages")
+    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+        raise _invalid('"messages" must be a list of messages')  # unverified wording
+    params = body.get("parameters") or {}
+    if isinstance(params, dict) and params.get("tools") and not spec.tools:
+        raise _invalid(f"The model {body['model']} does not support tools.")  # unverified
+    text_messages: list[dict[str, Any]] = []
+    seen: list[SeenImage] = []
+    tokens = 0
+    for message in messages:
+        content = message.get("content")
+        if message.get("role") == "user":
+            seen = []
+        if message.get("role") == "tool" and isinstance(content, str):
+            text_messages.append(message)
+            continue
+        if content is None and message.get("tool_calls"):
+            text_messages.append(message)
+            continue
+        if not isinstance(content, list):
+            raise _invalid("The content field must be a list of content items.")  # unverified
+        texts = []
+        for item in content:
+            if not isinstance(item, dict) or len(item) != 1:
+                raise _invalid("Each content item must have exactly one of text, image, video.")
+            ((kind, value),) = item.items()
+            if kind == "text" and isinstance(value, str):
+                texts.append(value)
+            elif kind in ("image", "video") and message.get("role") == "user":
+                for image in _media(kind, value, remote_images):
+                    seen.append(image)
+                    tokens += _image_tokens(image, spec.max_image_tokens)
+            else:
+                raise _invalid(
+                    f"Unsupported content item {kind!r} in a {message.get('role')} message."
+                )
+        text_messages.append({**message, "content": "".join(texts)})
+    view = {**body, "input": {"messages": text_messages}}
+    return view, seen, tokens
+
+
+def _media(kind: str, value: Any, remote_images: Mapping[str, bytes]) -> list[SeenImage]:
+    if kind == "video":
+        if isinstance(value, str):
+            if not value.startswith(("http://", "https://", "data:video/")):
+                raise _invalid(_ILLEGAL_IMAGE)
+            return []  # a video file is not decoded by the emulator
+        if not isinstance(value, list) or not 4 <= len(value) <= 512:
+            raise _invalid("The number of video frames must be between 4 and 512.")  # unverified
+        return [_image(frame, remote_images) for frame in value]
+    return [_image(value, remote_images)]
+
+
+def _image(reference: Any, remote_images: Mapping[str, bytes]) -> SeenImage:
+    if not isinstance(reference, str):
+        raise _invalid(_ILLEGAL_IMAGE)
+    if reference.startswith("data:") and len(reference) > _DATA_URI_LIMIT:
+        status, code, message = _IMAGE_RULES.errors["size"]
+        raise _ApiError(status, code, message.format(detail=_DATA_URI_LIMIT))
+    try:
+        seen = _IMAGE_RULES.check(reference, remote_images)
+    except ImageProblem as problem:
+        status, code, message = _IMAGE_RULES.errors[problem.kind]
+        raise _ApiError(status, code, message.format(detail=problem.detail)) from None
+    if max(seen.width, seen.height) > 200 * min(seen.width, seen.height):
+        raise _invalid(f"The aspect ratio of the image {seen.width}x{seen.height} exceeds 200.")
+    return seen
+
+
+def _image_tokens(image: SeenImage, cap: int) -> int:
+    tiles = math.ceil(image.width / 28) * math.ceil(image.height / 28)
+    return min(max(tiles, 4), cap) + 2  # plus the vision start and end tokens
+
+
+def _with_image_tokens(usage: dict[str, Any], image_tokens: int) -> dict[str, Any]:
+    if image_tokens:
+        usage["image_tokens"] = image_tokens
+        usage["input_tokens_details"] = {
+            "image_tokens": image_tokens,
+            "text_tokens": usage["input_tokens"] - image_tokens,
+        }
+    return usage
+
+
+def _as_parts(output: dict[str, Any]) -> dict[str, Any]:
+    """The text-generation output with each message's content as ``[{"text": ...}]``."""
+    choices = []
+    for choice in output.get("choices") or []:
+        message = dict(choice.get("message") or {})
+        if isinstance(message.get("content"), str):
+            message["content"] = [{"text": message["content"]}] if message["content"] else []
+        choices.append({**choice, "message": message})
+    return {**output, "choices": choices}

@@ -1,0 +1,244 @@
+"""The llama.cpp engine: GGUF models run by llama.cpp, batched as parallel sequences.
+
+`llama-cpp-python` (the optional `llama` extra) loads the model; generation uses llama.cpp's
+public batch API on a context of our own with one sequence id per batch slot and a unified KV
+cache, so concurrent requests decode together in one `llama_decode` call per step. Sampling is
+the shared `TokenSampler` (see sampling.py), so both engines behave the same.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from langchain_chatchat.workers.errors import BadRequestError, NotFoundError, RateLimitError
+from langchain_chatchat.workers.local.scheduler import BatchScheduler
+
+logger = logging.getLogger(__name__)
+
+INSTALL = 'pip install "langchain-chatchat[llama]"'
+
+
+def available() -> bool:
+    """Whether llama-cpp-python can be imported here."""
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _llama_cpp():
+    try:
+        import llama_cpp
+    except ImportError as error:
+        raise BadRequestError(
+            f"engine 'llama_cpp' needs llama-cpp-python; run `{INSTALL}`",
+            provider="local",
+            param="engine",
+        ) from error
+    return llama_cpp
+
+
+def cpu_threads() -> int:
+    """Cores this process may run on (containers and affinity limits included)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class LlamaFile:
+    """A loaded GGUF model (weights memory-mapped once per process) and its vocabulary."""
+
+    path: Path
+    llama: Any
+    """The `llama_cpp.Llama` holding the weights; used for its tokenizer and metadata."""
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return self.llama.metadata
+
+    @property
+    def context_length(self) -> int:
+        """The context the model was trained for."""
+        return int(_llama_cpp().llama_model_n_ctx_train(self.llama.model))
+
+    def eos_token_ids(self) -> frozenset[int]:
+        llama_cpp = _llama_cpp()
+        vocab = llama_cpp.llama_model_get_vocab(self.llama.model)
+        ids = {int(self.llama.token_eos())}
+        ids |= {
+            token
+            for token in range(int(llama_cpp.llama_vocab_n_tokens(vocab)))
+            if llama_cpp.llama_vocab_is_eog(vocab, token)
+        }
+        return frozenset(ids - {-1})
+
+
+_LOAD_LOCK = threading.Lock()
+
+
+def load_gguf(path: Path, *, embedding: bool = False) -> LlamaFile:
+    """Load (once per process) a GGUF file with llama.cpp.
+
+    For generation the `Llama` object only holds weights and vocabulary (its own context stays
+    small); engines create their own contexts. For embeddings its context is the one used.
+    """
+    with _LOAD_LOCK:
+        return _load(path.resolve(), embedding)
+
+
+@cache
+def _load(path: Path, embedding: bool) -> LlamaFile:
+    llama_cpp = _llama_cpp()
+    if not path.is_file():
+        raise NotFoundError(f"GGUF file {str(path)!r} does not exist", provider="local")
+    threads = cpu_threads()
+    try:
+        llama = llama_cpp.Llama(
+            str(path),
+            n_ctx=0 if embedding else 64,  # 0: the model's trained context
+            n_threads=threads,
+            n_threads_batch=threads,
+            embedding=embedding,
+            verbose=False,
+        )
+    except ValueError as error:
+        raise NotFoundError(
+            f"llama.cpp cannot load {str(path)!r}: {error}", provider="local"
+        ) from error
+    return LlamaFile(path, llama)
+
+
+class LlamaCppEngine(BatchScheduler):
+    """Continuous batching on llama.cpp: each batch slot is one llama.cpp sequence id."""
+
+    def __init__(
+        self,
+        gguf: LlamaFile,
+        *,
+        max_batch_size: int = 8,
+        max_queue: int = 64,
+        label: str = "local",
+        kv_cells: int | None = None,
+    ) -> None:
+        super().__init__(max_batch_size=max_batch_size, max_queue=max_queue, label=label)
+        llama_cpp = _llama_cpp()
+        self._api = llama_cpp
+        self.gguf = gguf
+        threads = cpu_threads()
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = kv_cells or gguf.context_length
+        params.n_batch = params.n_ubatch = 512
+        params.n_seq_max = max_batch_size
+        params.n_threads = params.n_threads_batch = threads
+        params.kv_unified = True  # sequences share one pool of cells; each may use it all
+        params.no_perf = True
+        self._ctx = llama_cpp.llama_init_from_model(gguf.llama.model, params)
+        if not self._ctx:
+            raise RateLimitError(
+                f"llama.cpp could not allocate a context of {params.n_ctx} cells for "
+                f"{self.label!r}; lower max_batch_size or context_length",
+                provider="local",
+            )
+        self._kv_cells = int(params.n_ctx)
+        self._n_batch = int(params.n_batch)
+        self._vocab = int(
+            llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(gguf.llama.model))
+        )
+        self._memory = llama_cpp.llama_get_memory(self._ctx)
+        self._batch = llama_cpp.llama_batch_init(self._n_batch, 0, 1)
+        self._free_ids = list(range(max_batch_size - 1, -1, -1))
+        self._rows: list[list[int]] = []  # [sequence id, next position] per row
+        self.start()
+
+    def _free_slots(self) -> int:
+        return len(self._free_ids)
+
+    def _prefill(self, prompts: list[list[int]]) -> torch.Tensor:
+        ids = [self._free_ids.pop() for _ in prompts]
+        try:
+            logits = self._run_prompts(list(zip(ids, prompts, strict=True)))
+        except BaseException:
+            for seq_id in ids:
+                self._api.llama_memory_seq_rm(self._memory, seq_id, -1, -1)
+            self._free_ids += ids
+            raise
+        self._rows += [[seq_id, len(prompt)] for seq_id, prompt in zip(ids, prompts, strict=True)]
+        return logits
+
+    def _run_prompts(self, prompts: list[tuple[int, list[int]]]) -> torch.Tensor:
+        """Decode prompts packed into batches of at most n_batch tokens; each one's last logits."""
+        entries = [
+            (token, position, seq_id, position == len(prompt) - 1)
+            for seq_id, prompt in prompts
+            for position, token in enumerate(prompt)
+        ]
+        logits = []
+        for start in range(0, len(entries), self._n_batch):
+            chunk = entries[start : start + self._n_batch]
+            self._submit(chunk)
+            outputs = sum(1 for entry in chunk if entry[3])
+            if outputs:
+                logits.append(self._logits(outputs).copy())
+        return torch.from_numpy(np.concatenate(logits))
+
+    def _decode(self, tokens: list[int]) -> torch.Tensor:
+        self._submit(
+            [
+                (token, position, seq_id, True)
+                for token, (seq_id, position) in zip(tokens, self._rows, strict=True)
+            ]
+        )
+        for row in self._rows:
+            row[1] += 1
+        return torch.from_numpy(self._logits(len(tokens)))  # read before the next decode
+
+    def _submit(self, entries: list[tuple[int, int, int, bool]]) -> None:
+        batch = self._batch
+        for index, (token, position, seq_id, wants_logits) in enumerate(entries):
+            batch.token[index] = token
+            batch.pos[index] = position
+            batch.n_seq_id[index] = 1
+            batch.seq_id[index][0] = seq_id
+            batch.logits[index] = wants_logits
+        batch.n_tokens = len(entries)
+        status = self._api.llama_decode(self._ctx, batch)
+        if status == 1:
+            raise RateLimitError(
+                f"the model {self.label!r} has no KV cache room left ({self._kv_cells} cells "
+                "shared by its running requests); retry shortly",
+                code="model_at_capacity",
+                provider="local",
+                retry_after=1.0,
+            )
+        if status != 0:
+            raise RuntimeError(f"llama_decode failed with status {status}")
+
+    def _logits(self, rows: int) -> np.ndarray:
+        """The output rows of the last decode, in batch order (a view into llama.cpp's buffer)."""
+        pointer = self._api.llama_get_logits(self._ctx)
+        return np.ctypeslib.as_array(pointer, shape=(rows, self._vocab))
+
+    def _keep(self, rows: list[int]) -> None:
+        kept = set(rows)
+        for row, (seq_id, _) in enumerate(self._rows):
+            if row not in kept:
+                self._api.llama_memory_seq_rm(self._memory, seq_id, -1, -1)
+                self._free_ids.append(seq_id)
+        self._rows = [self._rows[row] for row in rows]
+
+    def _release(self) -> None:
+        ctx, self._ctx = self._ctx, None
+        if ctx:
+            self._api.llama_batch_free(self._batch)
+            self._api.llama_free(ctx)
