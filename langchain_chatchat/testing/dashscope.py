@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -41,6 +41,9 @@ from langchain_chatchat.testing.script import (
     ToolCallReply,
 )
 from langchain_chatchat.testing.server import EmulatorBase, TimedResponse
+
+if TYPE_CHECKING:  # that module builds on this one
+    from langchain_chatchat.testing.dashscope_multimodal import VisionModelSpec
 
 __all__ = ["DEFAULT_MODELS", "ChatModelSpec", "DashScopeEmulator", "EmbeddingModelSpec"]
 
@@ -182,7 +185,7 @@ class DashScopeEmulator(EmulatorBase):
         responder: Responder | None = None,
     ) -> None:
         self.api_key = api_key
-        self.models: dict[str, ChatModelSpec | EmbeddingModelSpec] = {
+        self.models: dict[str, ChatModelSpec | EmbeddingModelSpec | VisionModelSpec] = {
             **DEFAULT_MODELS,
             **(models or {}),
         }
