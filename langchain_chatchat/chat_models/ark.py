@@ -9,6 +9,7 @@ from pydantic import Field
 from langchain_chatchat.chat_models.base import ChatchatChatModel
 from langchain_chatchat.chat_models.openai_compatible import ChatOpenAICompatible
 from langchain_chatchat.workers.ark import ArkWorker
+from langchain_chatchat.workers.openai_compatible import OpenAICompatibleWorker
 from langchain_chatchat.workers.sampling import thinking_switch
 
 
@@ -31,7 +32,7 @@ class ChatArk(ChatOpenAICompatible):
     reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
     """How hard a thinking model thinks (doubao-seed-1.6+; "minimal" = no thinking)."""
 
-    worker_class: ClassVar = ArkWorker
+    worker_class: ClassVar[type[OpenAICompatibleWorker]] = ArkWorker
     call_options: ClassVar[frozenset[str]] = ChatchatChatModel.call_options | {
         "thinking",
         "reasoning_effort",  # volcengine.com/docs/82379/1494384 (the SDK's create() takes it)

@@ -8,6 +8,7 @@ from langchain_chatchat.chat_models.base import ChatchatChatModel
 from langchain_chatchat.chat_models.openai_compatible import ChatOpenAICompatible
 from langchain_chatchat.connections import AzureSettings
 from langchain_chatchat.workers.azure import AzureOpenAIWorker
+from langchain_chatchat.workers.openai_compatible import OpenAICompatibleWorker
 
 
 class ChatAzureOpenAI(AzureSettings, ChatOpenAICompatible):
@@ -22,7 +23,7 @@ class ChatAzureOpenAI(AzureSettings, ChatOpenAICompatible):
         ```
     """
 
-    worker_class: ClassVar = AzureOpenAIWorker
+    worker_class: ClassVar[type[OpenAICompatibleWorker]] = AzureOpenAIWorker
     call_options: ClassVar[frozenset[str]] = ChatchatChatModel.call_options | {
         "reasoning_effort",
         "logit_bias",

@@ -9,6 +9,7 @@ from pydantic import Field
 from langchain_chatchat.chat_models.base import ChatchatChatModel
 from langchain_chatchat.chat_models.openai_compatible import ChatOpenAICompatible
 from langchain_chatchat.workers.baichuan import BaichuanWorker
+from langchain_chatchat.workers.openai_compatible import OpenAICompatibleWorker
 
 
 class ChatBaichuan(ChatOpenAICompatible):
@@ -24,6 +25,6 @@ class ChatBaichuan(ChatOpenAICompatible):
 
     model: str = Field(default="Baichuan4-Turbo", alias="model_name")
 
-    worker_class: ClassVar = BaichuanWorker
+    worker_class: ClassVar[type[OpenAICompatibleWorker]] = BaichuanWorker
     # Provider extras are unverified: the OpenAI-standard options only (the stricter choice).
     call_options: ClassVar[frozenset[str]] = ChatchatChatModel.call_options

@@ -9,6 +9,7 @@ from pydantic import Field
 from langchain_chatchat.chat_models.base import ChatchatChatModel
 from langchain_chatchat.chat_models.openai_compatible import ChatOpenAICompatible
 from langchain_chatchat.workers.deepseek import DeepSeekWorker
+from langchain_chatchat.workers.openai_compatible import OpenAICompatibleWorker
 from langchain_chatchat.workers.sampling import thinking_switch
 
 
@@ -33,7 +34,7 @@ class ChatDeepSeek(ChatOpenAICompatible):
     reasoning_effort: Literal["low", "medium", "high"] | None = None
     """How long the model thinks in thinking mode (unverified: newer models only)."""
 
-    worker_class: ClassVar = DeepSeekWorker
+    worker_class: ClassVar[type[OpenAICompatibleWorker]] = DeepSeekWorker
     # api-docs.deepseek.com/guides/thinking_mode.
     call_options: ClassVar[frozenset[str]] = ChatchatChatModel.call_options | {
         "thinking",

@@ -10,6 +10,7 @@ from pydantic import Field
 from langchain_chatchat.chat_models.base import ChatchatChatModel
 from langchain_chatchat.chat_models.openai_compatible import ChatOpenAICompatible
 from langchain_chatchat.workers.minimax import MiniMaxWorker
+from langchain_chatchat.workers.openai_compatible import OpenAICompatibleWorker
 
 
 class ChatMiniMax(ChatOpenAICompatible):
@@ -28,7 +29,7 @@ class ChatMiniMax(ChatOpenAICompatible):
     group_id: str | None = Field(default_factory=from_env("MINIMAX_GROUP_ID", default=None))
     """The account's GroupId, sent as a query parameter where MiniMax requires it."""
 
-    worker_class: ClassVar = MiniMaxWorker
+    worker_class: ClassVar[type[OpenAICompatibleWorker]] = MiniMaxWorker
     # Provider extras are unverified: the OpenAI-standard options only (the stricter choice).
     call_options: ClassVar[frozenset[str]] = ChatchatChatModel.call_options
 

@@ -9,6 +9,7 @@ from pydantic import Field
 from langchain_chatchat.chat_models.base import ChatchatChatModel
 from langchain_chatchat.chat_models.openai_compatible import ChatOpenAICompatible
 from langchain_chatchat.workers.moonshot import MoonshotWorker
+from langchain_chatchat.workers.openai_compatible import OpenAICompatibleWorker
 from langchain_chatchat.workers.sampling import thinking_switch
 
 
@@ -28,7 +29,7 @@ class ChatMoonshot(ChatOpenAICompatible):
     """kimi-k2.5+: thinking on (the default) or off; reasoning in `reasoning_content` and sent
     back on tool-call turns, as thinking models require."""
 
-    worker_class: ClassVar = MoonshotWorker
+    worker_class: ClassVar[type[OpenAICompatibleWorker]] = MoonshotWorker
     # The thinking switch of kimi-k2.5+ (platform.moonshot.cn, kimi-k2.5 quickstart); the
     # other provider extras are unverified: OpenAI-standard options only (the stricter choice).
     call_options: ClassVar[frozenset[str]] = ChatchatChatModel.call_options | {"thinking"}

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from langchain_chatchat.chat_models.base import ChatchatChatModel
 from langchain_chatchat.chat_models.openai_compatible import ChatOpenAICompatible
+from langchain_chatchat.workers.openai_compatible import OpenAICompatibleWorker
 from langchain_chatchat.workers.qianfan import QianfanWorker
 
 
@@ -26,6 +27,6 @@ class ChatQianfan(ChatOpenAICompatible):
 
     model: str = Field(default="ernie-4.0-turbo-8k", alias="model_name")
 
-    worker_class: ClassVar = QianfanWorker
+    worker_class: ClassVar[type[OpenAICompatibleWorker]] = QianfanWorker
     # Provider extras are unverified: the OpenAI-standard options only (the stricter choice).
     call_options: ClassVar[frozenset[str]] = ChatchatChatModel.call_options

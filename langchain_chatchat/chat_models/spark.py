@@ -8,6 +8,7 @@ from pydantic import Field
 
 from langchain_chatchat.chat_models.base import ChatchatChatModel
 from langchain_chatchat.chat_models.openai_compatible import ChatOpenAICompatible
+from langchain_chatchat.workers.openai_compatible import OpenAICompatibleWorker
 from langchain_chatchat.workers.spark import SparkWorker
 
 
@@ -26,6 +27,6 @@ class ChatSpark(ChatOpenAICompatible):
 
     model: str = Field(default="generalv3.5", alias="model_name")
 
-    worker_class: ClassVar = SparkWorker
+    worker_class: ClassVar[type[OpenAICompatibleWorker]] = SparkWorker
     # Spark HTTP API reference: top_k is its one sampling extra.
     call_options: ClassVar[frozenset[str]] = ChatchatChatModel.call_options | {"top_k"}

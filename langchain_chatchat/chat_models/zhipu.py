@@ -8,6 +8,7 @@ from pydantic import Field
 
 from langchain_chatchat.chat_models.base import ChatchatChatModel
 from langchain_chatchat.chat_models.openai_compatible import ChatOpenAICompatible
+from langchain_chatchat.workers.openai_compatible import OpenAICompatibleWorker
 from langchain_chatchat.workers.sampling import thinking_switch
 from langchain_chatchat.workers.zhipu import ZhipuWorker
 
@@ -35,7 +36,7 @@ class ChatZhipu(ChatOpenAICompatible):
     use_jwt: bool = True
     """Sign the key into a JWT (Zhipu's documented scheme); False sends the key as it is."""
 
-    worker_class: ClassVar = ZhipuWorker
+    worker_class: ClassVar[type[OpenAICompatibleWorker]] = ZhipuWorker
     # open.bigmodel.cn chat-completions reference.
     call_options: ClassVar[frozenset[str]] = ChatchatChatModel.call_options | {
         "thinking",

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from langchain_chatchat.embeddings.openai_compatible import OpenAICompatibleEmbeddings
 from langchain_chatchat.workers.ark import ArkEmbeddingWorker
+from langchain_chatchat.workers.openai_compatible import OpenAICompatibleEmbeddingWorker
 
 
 class ArkEmbeddings(OpenAICompatibleEmbeddings):
@@ -15,4 +16,4 @@ class ArkEmbeddings(OpenAICompatibleEmbeddings):
 
     model: str = Field(default="doubao-embedding-text-240715", alias="model_name")
 
-    worker_class: ClassVar = ArkEmbeddingWorker
+    worker_class: ClassVar[type[OpenAICompatibleEmbeddingWorker]] = ArkEmbeddingWorker

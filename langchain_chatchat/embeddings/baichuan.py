@@ -8,6 +8,7 @@ from pydantic import Field
 
 from langchain_chatchat.embeddings.openai_compatible import OpenAICompatibleEmbeddings
 from langchain_chatchat.workers.baichuan import BaichuanEmbeddingWorker
+from langchain_chatchat.workers.openai_compatible import OpenAICompatibleEmbeddingWorker
 
 
 class BaichuanEmbeddings(OpenAICompatibleEmbeddings):
@@ -15,4 +16,4 @@ class BaichuanEmbeddings(OpenAICompatibleEmbeddings):
 
     model: str = Field(default="Baichuan-Text-Embedding", alias="model_name")
 
-    worker_class: ClassVar = BaichuanEmbeddingWorker
+    worker_class: ClassVar[type[OpenAICompatibleEmbeddingWorker]] = BaichuanEmbeddingWorker

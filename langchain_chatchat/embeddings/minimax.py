@@ -9,6 +9,7 @@ from pydantic import Field
 
 from langchain_chatchat.embeddings.openai_compatible import OpenAICompatibleEmbeddings
 from langchain_chatchat.workers.minimax import MiniMaxEmbeddingWorker
+from langchain_chatchat.workers.openai_compatible import OpenAICompatibleEmbeddingWorker
 
 
 class MiniMaxEmbeddings(OpenAICompatibleEmbeddings):
@@ -18,7 +19,7 @@ class MiniMaxEmbeddings(OpenAICompatibleEmbeddings):
     model: str = Field(default="embo-01", alias="model_name")
     group_id: str | None = Field(default_factory=from_env("MINIMAX_GROUP_ID", default=None))
 
-    worker_class: ClassVar = MiniMaxEmbeddingWorker
+    worker_class: ClassVar[type[OpenAICompatibleEmbeddingWorker]] = MiniMaxEmbeddingWorker
 
     def _worker_kwargs(self) -> dict[str, Any]:
         return {"group_id": self.group_id}

@@ -7,6 +7,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from langchain_chatchat.embeddings.openai_compatible import OpenAICompatibleEmbeddings
+from langchain_chatchat.workers.openai_compatible import OpenAICompatibleEmbeddingWorker
 from langchain_chatchat.workers.qianfan import QianfanEmbeddingWorker
 
 
@@ -15,4 +16,4 @@ class QianfanEmbeddings(OpenAICompatibleEmbeddings):
 
     model: str = Field(default="embedding-v1", alias="model_name")
 
-    worker_class: ClassVar = QianfanEmbeddingWorker
+    worker_class: ClassVar[type[OpenAICompatibleEmbeddingWorker]] = QianfanEmbeddingWorker

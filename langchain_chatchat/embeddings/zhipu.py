@@ -7,6 +7,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from langchain_chatchat.embeddings.openai_compatible import OpenAICompatibleEmbeddings
+from langchain_chatchat.workers.openai_compatible import OpenAICompatibleEmbeddingWorker
 from langchain_chatchat.workers.zhipu import ZhipuEmbeddingWorker
 
 
@@ -15,4 +16,4 @@ class ZhipuEmbeddings(OpenAICompatibleEmbeddings):
 
     model: str = Field(default="embedding-3", alias="model_name")
 
-    worker_class: ClassVar = ZhipuEmbeddingWorker
+    worker_class: ClassVar[type[OpenAICompatibleEmbeddingWorker]] = ZhipuEmbeddingWorker

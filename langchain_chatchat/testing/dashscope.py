@@ -42,7 +42,7 @@ from langchain_chatchat.testing.script import (
 )
 from langchain_chatchat.testing.server import EmulatorBase, TimedResponse
 
-if TYPE_CHECKING:  # the multimodal module imports this one
+if TYPE_CHECKING:  # that module builds on this one
     from langchain_chatchat.testing.dashscope_multimodal import VisionModelSpec
 
 __all__ = ["DEFAULT_MODELS", "ChatModelSpec", "DashScopeEmulator", "EmbeddingModelSpec"]

@@ -6,6 +6,7 @@ AK/SK + access-token API and is heavy; v2 needs neither.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 from langchain_chatchat.workers.base import MessageRules
@@ -91,7 +92,7 @@ class QianfanEmbeddingWorker(OpenAICompatibleEmbeddingWorker):
 
     endpoint: ClassVar[Endpoint] = QIANFAN
     default_batch_size: ClassVar[int] = 16
-    batch_limits: ClassVar = {
+    batch_limits: ClassVar[Mapping[str, int]] = {
         "embedding-v1": 16,
         "bge-large-zh": 16,
         "bge-large-en": 16,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import threading
 import weakref
 from collections.abc import (
@@ -30,7 +31,7 @@ from collections.abc import (
     Sequence,
 )
 from dataclasses import dataclass, field
-from typing import Protocol, TypedDict, runtime_checkable
+from typing import Protocol, TypedDict
 
 import aiohttp
 import httpx
@@ -85,7 +86,6 @@ class AsyncStreamingReply(ReplyHead):
         return b"".join([chunk async for chunk in self.chunks])
 
 
-@runtime_checkable
 class Transport(Protocol):
     """Sends `HTTPRequest`s; raises only `UpstreamTimeoutError` / `UpstreamConnectionError`."""
 
@@ -303,8 +303,6 @@ class MockReply:
 
     @classmethod
     def json(cls, document: object, status: int = 200, **headers: str) -> MockReply:
-        import json
-
         return cls(
             status, {"content-type": "application/json", **headers}, json.dumps(document).encode()
         )
@@ -312,8 +310,6 @@ class MockReply:
     @classmethod
     def sse(cls, *events: object, status: int = 200, **headers: str) -> MockReply:
         """One `data:` event per item (dicts JSON-encoded, strings sent as they are)."""
-        import json
-
         pieces = [
             f"data: {event if isinstance(event, str) else json.dumps(event)}\n\n".encode()
             for event in events

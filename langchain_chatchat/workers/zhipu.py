@@ -17,6 +17,7 @@ import hmac
 import json
 import threading
 import time
+from collections.abc import Mapping
 from typing import ClassVar
 
 from langchain_chatchat.workers.content import MIB, MediaRules, pattern
@@ -165,8 +166,8 @@ class ZhipuEmbeddingWorker(OpenAICompatibleEmbeddingWorker):
 
     endpoint: ClassVar[Endpoint] = ZHIPU
     default_batch_size: ClassVar[int] = 64
-    batch_limits: ClassVar = {"embedding-3": 64, "embedding-2": 16}
-    text_limits: ClassVar = {
+    batch_limits: ClassVar[Mapping[str, int]] = {"embedding-3": 64, "embedding-2": 16}
+    text_limits: ClassVar[Mapping[str, TextLimit]] = {
         "embedding-3": TextLimit(tokens=3072),
         "embedding-2": TextLimit(tokens=512),
     }
