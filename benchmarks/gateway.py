@@ -41,6 +41,7 @@ import importlib.util
 import json
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -51,6 +52,11 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+try:
+    import psutil
+except ImportError:  # CPU per request is then not reported
+    psutil = None  # type: ignore[assignment]
 
 HERE = Path(__file__).resolve().parent
 API_KEY = "sk-bench-0123456789abcdef0123456789abcdef"
@@ -67,6 +73,10 @@ TARGETS = {
     "c16_vs_fastchat": 5.0,
     "added_p50_c1_ms": 2.0,
     "ttfc_added_ms": 3.0,
+    "workers2_vs_1": 1.8,
+    "streams_c16": 300.0,
+    "ttfc_p99_over_p50": 3.0,
+    "langserve_vs_v1": 1.5,
 }
 
 _children: list[subprocess.Popen] = []
@@ -96,16 +106,62 @@ def _spawn(
 
 
 def _stop(process: subprocess.Popen) -> None:
+    """Ctrl-C first (`chatchat serve --ray` then stops the Ray it started), then the group;
+    whatever it started and left behind is killed by PID."""
     if process.poll() is not None:
         return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
+    descendants = _descendants(process)
+    process.send_signal(signal.SIGINT)
     try:
-        process.wait(timeout=10)
+        process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+    if psutil is not None:
+        _, alive = psutil.wait_procs(descendants, timeout=15)
+        for leftover in alive:
+            with contextlib.suppress(psutil.Error):
+                leftover.kill()
+
+
+def _descendants(process: subprocess.Popen) -> list[Any]:
+    if psutil is None:
+        return []
+    try:
+        return psutil.Process(process.pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def cpu_seconds(process: subprocess.Popen | None) -> dict[str, float]:
+    """User + system CPU seconds of `process` and everything under it, now, by process role
+    (Ray's processes by their titles: the proxy, each replica, raylet, GCS...)."""
+    if process is None or psutil is None:
+        return {}
+    try:
+        tree = [psutil.Process(process.pid)]
+    except psutil.Error:
+        return {}
+    spent: dict[str, float] = {}
+    for member in tree + _descendants(process):
+        with contextlib.suppress(psutil.Error):
+            times = member.cpu_times()
+            role = _role(member)
+            spent[role] = spent.get(role, 0.0) + times.user + times.system
+    return spent
+
+
+def _role(process: Any) -> str:
+    title = (process.cmdline() or [process.name()])[0]
+    if title.startswith("ray::"):
+        return title.split()[0].removeprefix("ray::")
+    return "gateway" if title.endswith(("python", "python3")) else Path(title).name
 
 
 @atexit.register
@@ -171,6 +227,8 @@ class Target:
     first_marker: str = "data: {"
     invoke_expect: str = "Hello!"
     stream_expect: str = "[DONE]"
+    process: subprocess.Popen | None = None
+    """Whose CPU time (with all its descendants) is charged to this target."""
 
 
 def _openai_target(key: str, label: str, root: str, model: str, headers: dict[str, str]) -> Target:
@@ -202,11 +260,22 @@ def start_upstream(workdir: Path, *extra: str) -> tuple[str, subprocess.Popen]:
 
 
 def start_ours(
-    workdir: Path, upstream: str, source: Path | None = None
+    workdir: Path,
+    upstream: str,
+    source: Path | None = None,
+    workers: int = 1,
+    ray: bool = False,
 ) -> tuple[list[Target], subprocess.Popen]:
-    """`chatchat serve` (this checkout's, or the package tree under `source`)."""
+    """`chatchat serve [--workers N | --ray]` (this checkout's, or the tree under `source`).
+
+    With `ray`, a local Ray cluster on loopback: the ingress plus one model deployment (one
+    replica) for the model, i.e. one Ray hop per request."""
     port = _free_port()
     name = "ours" if source is None else "baseline"
+    if workers > 1:
+        name = f"ours-w{workers}"
+    if ray:
+        name = "ray"
     config = workdir / f"{name}.yaml"
     config.write_text(
         json.dumps(  # JSON is YAML
@@ -221,6 +290,7 @@ def start_ours(
                             "base_url": upstream,
                             "api_key": "sk-upstream",
                         },
+                        **({"ray": {"num_replicas": 1}} if ray else {}),
                     }
                 ],
             }
@@ -230,8 +300,16 @@ def start_ours(
     env = (
         {"PYTHONPATH": os.pathsep.join(filter(None, [str(source), os.environ.get("PYTHONPATH")]))}
         if source
-        else None
+        else {}
     )
+    if ray:  # loopback only, Ray's files under the bench's work dir
+        ray_tmp = tempfile.mkdtemp(prefix="rayb-", dir="/tmp")  # short: Ray's socket paths
+        atexit.register(shutil.rmtree, ray_tmp, ignore_errors=True)  # main() stops Ray first
+        env |= {
+            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+            "RAY_USAGE_STATS_ENABLED": "0",
+            "RAY_TMPDIR": ray_tmp,
+        }
     process = _spawn(
         [
             sys.executable,
@@ -242,16 +320,29 @@ def start_ours(
             str(config),
             "--log-level",
             "warning",
+            *(["--workers", str(workers)] if workers > 1 else []),
+            *(["--ray"] if ray else []),
         ],
         log=log,
         env=env,
         cwd=source,
     )
     root = f"http://127.0.0.1:{port}"
-    _wait_http(f"{root}/health", process, log, timeout=60)
     auth = {"authorization": f"Bearer {API_KEY}"}
-    if source is not None:
-        return [_openai_target("baseline", "baseline /v1", f"{root}/v1", MODEL, auth)], process
+    _wait_http(f"{root}/v1/models", process, log, timeout=300 if ray else 60, headers=auth)
+    label = (
+        "baseline /v1"
+        if source is not None
+        else "ours via Ray"
+        if ray
+        else f"ours /v1 w={workers}"
+        if workers > 1
+        else None
+    )
+    if label is not None:
+        target = _openai_target(name, label, f"{root}/v1", MODEL, auth)
+        target.process = process
+        return [target], process
     v1 = _openai_target("ours", "ours /v1", f"{root}/v1", MODEL, auth)
     langserve = Target(
         "langserve",
@@ -264,6 +355,7 @@ def start_ours(
         first_marker="event: data",
         stream_expect="event: end",
     )
+    v1.process = langserve.process = process
     return [v1, langserve], process
 
 
@@ -423,6 +515,13 @@ class Cell:
     latencies: list[float] = field(default_factory=list)
     first_chunk: list[float] = field(default_factory=list)
     error_samples: list[str] = field(default_factory=list)
+    cpu_parts: dict[str, float] = field(default_factory=dict)
+    """CPU seconds the target's processes spent on the measured windows (warm-up share
+    removed), by process role."""
+
+    @property
+    def cpu(self) -> float:
+        return sum(self.cpu_parts.values())
 
     def add(self, result: dict[str, Any]) -> None:
         self.requests += result["requests"]
@@ -431,6 +530,10 @@ class Cell:
         self.latencies += result["latencies"]
         self.first_chunk += result["first_chunk"]
         self.error_samples = (self.error_samples + result["error_samples"])[:3]
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return self.cpu / self.requests * 1000 if self.requests and self.cpu else float("nan")
 
     @property
     def rps(self) -> float:
@@ -494,11 +597,16 @@ def measure(
         for name, stream, concurrency in scenarios:
             shift = round_index % len(targets)
             for target in targets[shift:] + targets[:shift]:
+                cpu_before = cpu_seconds(target.process)
                 result = load(
                     target, stream=stream, concurrency=concurrency, duration=duration, warmup=warmup
                 )
+                cpu_after = cpu_seconds(target.process)
                 cells.setdefault((target.key, name), Cell()).add(result)
                 cell = cells[(target.key, name)]
+                for role, seconds in cpu_after.items():
+                    spent = (seconds - cpu_before.get(role, 0.0)) * duration / (duration + warmup)
+                    cell.cpu_parts[role] = cell.cpu_parts.get(role, 0.0) + spent
                 print(
                     f"  round {round_index + 1}/{rounds} {name:<10} {target.label:<15} "
                     f"{result['requests'] / result['elapsed']:8.1f}/s  errors {result['errors']}",
@@ -521,6 +629,7 @@ def report(
     cells: dict[tuple[str, str], Cell],
     concurrencies: list[int],
     stream_concurrency: int,
+    chunks: int = 8,
 ) -> dict[str, Any]:
     lines = []
     header = f"{'non-streaming':<16}" + "".join(
@@ -646,8 +755,148 @@ def report(
                 f"  ours /v1 ÷ {label:<8} req/s at c=16:    {ours16.rps / high:5.1f}–{ours16.rps / low:.1f}   ≥ {TARGETS[target_key]:.0f}"
                 f"   (vs the issue's reference {low:g}–{high:g} req/s: {label} not measured here)"
             )
+    lines += _workers_ratios(cells, concurrencies, stream_concurrency, ratios)
+    lines += _parity_ratios(cells, concurrencies, stream_concurrency, ratios)
+    lines += _ray_ratios(cells, concurrencies, stream_concurrency, ratios, chunks)
     print("\n".join(lines))
     return ratios
+
+
+def _workers_ratios(
+    cells: dict[tuple[str, str], Cell],
+    concurrencies: list[int],
+    stream_concurrency: int,
+    ratios: dict[str, Any],
+) -> list[str]:
+    """`--workers N` ÷ one process, req/s per scenario; N = 2 has a target."""
+    lines = []
+    swept = sorted({int(key[6:]) for key, _ in cells if key.startswith("ours-w")})
+    scenarios = [f"c{c}" for c in concurrencies if c > 1] + [f"stream-c{stream_concurrency}"]
+    for workers in swept:
+        for scenario in scenarios:
+            one, many = cells.get(("ours", scenario)), cells.get((f"ours-w{workers}", scenario))
+            if not (one and many and one.rps):
+                continue
+            ratio = ratios[f"workers{workers}_vs_1_{scenario}"] = many.rps / one.rps
+            target = f"≥ {TARGETS['workers2_vs_1']:g}" if workers == 2 else ""
+            lines.append(
+                f"  ours w={workers} ÷ w=1, req/s {scenario + ':':<12}      {ratio:8.2f}   {target}"
+            )
+    return lines
+
+
+def _parity_ratios(
+    cells: dict[tuple[str, str], Cell],
+    concurrencies: list[int],
+    stream_concurrency: int,
+    ratios: dict[str, Any],
+) -> list[str]:
+    """One process: streams/s and first-content tail at c=16, LangServe vs /v1 side by side."""
+    lines = []
+    streams = cells.get(("ours", f"stream-c{stream_concurrency}"))
+    if streams and stream_concurrency == 16:
+        ratios["streams_c16"] = streams.rps
+        ratios["ttfc_p99_over_p50"] = streams.ttfc99() / streams.ttfc50()
+        lines.append(
+            f"  ours /v1 streams/s at c=16:              {streams.rps:8.1f}   ≥ {TARGETS['streams_c16']:g}"
+        )
+        lines.append(
+            f"  ours /v1 TTFC p99 ÷ p50 at c=16:         {ratios['ttfc_p99_over_p50']:8.2f}   ≤ {TARGETS['ttfc_p99_over_p50']:g}"
+        )
+    limit = TARGETS["langserve_vs_v1"]
+    for scenario in [f"c{c}" for c in concurrencies] + [f"stream-c{stream_concurrency}"]:
+        v1, langserve = cells.get(("ours", scenario)), cells.get(("langserve", scenario))
+        if not (v1 and langserve and langserve.rps):
+            continue
+        slower = ratios[f"v1_over_langserve_rps_{scenario}"] = v1.rps / langserve.rps
+        lines.append(
+            f"  /v1 ÷ LangServe, req/s {scenario + ':':<12}      {slower:8.2f}   ≤ {limit:g}"
+        )
+        if not math.isnan(v1.cpu_ms_per_request + langserve.cpu_ms_per_request):
+            costlier = langserve.cpu_ms_per_request / v1.cpu_ms_per_request
+            ratios[f"langserve_over_v1_cpu_{scenario}"] = costlier
+            lines.append(
+                f"  LangServe ÷ /v1, CPU/req {scenario + ':':<12}    {costlier:8.2f}   ≤ {limit:g}"
+                f"   ({langserve.cpu_ms_per_request:.2f} vs {v1.cpu_ms_per_request:.2f} ms)"
+            )
+    return lines
+
+
+def _ray_ratios(
+    cells: dict[tuple[str, str], Cell],
+    concurrencies: list[int],
+    stream_concurrency: int,
+    ratios: dict[str, Any],
+    chunks: int,
+) -> list[str]:
+    """Through Ray Serve (ingress + one model replica) vs plain `chatchat serve`."""
+    lines = []
+    plain, ray = cells.get(("ours", "stream-c1")), cells.get(("ray", "stream-c1"))
+    if plain and ray and plain.latencies and ray.latencies:
+        per_chunk = (ray.p50() - plain.p50()) / chunks
+        ratios["ray_added_ms_per_chunk"] = per_chunk
+        lines.append(
+            f"  Ray − plain, whole stream p50 at c=1 ÷ {chunks} chunks: {per_chunk:+.3f} ms per chunk"
+        )
+    for scenario in [f"c{c}" for c in concurrencies] + [
+        "stream-c1",
+        f"stream-c{stream_concurrency}",
+    ]:
+        plain, ray = cells.get(("ours", scenario)), cells.get(("ray", scenario))
+        if not (plain and ray and plain.rps):
+            continue
+        ratios[f"ray_vs_plain_rps_{scenario}"] = ray.rps / plain.rps
+        added = (
+            ray.ttfc50() - plain.ttfc50()
+            if scenario.startswith("stream")
+            else ray.p50() - plain.p50()
+        )
+        cpu = ray.cpu_ms_per_request / plain.cpu_ms_per_request
+        lines.append(
+            f"  Ray ÷ plain, req/s {scenario + ':':<12}          {ray.rps / plain.rps:8.2f}"
+            f"   p50{' TTFC' if scenario.startswith('stream') else ''} +{added:.2f} ms,"
+            f" CPU/req ×{cpu:.2f} ({ray.cpu_ms_per_request:.2f} vs"
+            f" {plain.cpu_ms_per_request:.2f} ms, every Ray process counted)"
+        )
+        if ray.requests:
+            parts = sorted(ray.cpu_parts.items(), key=lambda part: -part[1])
+            lines.append(
+                "      CPU ms/req by process: "
+                + ", ".join(
+                    f"{role} {seconds / ray.requests * 1000:.2f}" for role, seconds in parts[:6]
+                )
+            )
+    return lines
+
+
+def missed_targets(ratios: dict[str, Any]) -> list[str]:
+    """The targets this run measured and missed (those with a fixed threshold)."""
+    missed = [
+        f"{key} = {value:.2f} < {TARGETS['workers2_vs_1']:g}"
+        for key, value in ratios.items()
+        if key.startswith("workers2_vs_1_") and value < TARGETS["workers2_vs_1"]
+    ]
+    limit = TARGETS["langserve_vs_v1"]
+    missed += [
+        f"{key} = {value:.2f} > {limit:g}"
+        for key, value in ratios.items()
+        if key.startswith(
+            (
+                "v1_over_langserve_rps_c16",
+                "v1_over_langserve_rps_stream",
+                "langserve_over_v1_cpu_c16",
+                "langserve_over_v1_cpu_stream",
+            )
+        )
+        and value > limit
+    ]
+    if ratios.get("streams_c16", math.inf) < TARGETS["streams_c16"]:
+        missed.append(f"streams_c16 = {ratios['streams_c16']:.0f} < {TARGETS['streams_c16']:g}")
+    if ratios.get("ttfc_p99_over_p50", 0) > TARGETS["ttfc_p99_over_p50"]:
+        missed.append(
+            f"ttfc_p99_over_p50 = {ratios['ttfc_p99_over_p50']:.2f} > {TARGETS['ttfc_p99_over_p50']:g}"
+        )
+    return missed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -688,6 +937,26 @@ def main(argv: list[str] | None = None) -> int:
         help="also measure `chatchat serve` from this source tree (e.g. `git archive` of an older"
         " commit, extracted), as 'baseline /v1', to compare two versions in one run",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="also measure `chatchat serve --workers N` for each N > 1 (e.g. --workers 1 2),"
+        f" reported as ratios to one process (target ≥ {TARGETS['workers2_vs_1']:g}× at 2)",
+    )
+    parser.add_argument(
+        "--ray",
+        action="store_true",
+        help="also measure `chatchat serve --ray` (a local loopback Ray: ingress + one model"
+        " replica), reported as ratios to plain `chatchat serve`",
+    )
+    parser.add_argument(
+        "--chunks",
+        type=int,
+        default=8,
+        help="content chunks per streamed reply (e.g. 200 to see the cost per chunk)",
+    )
     parser.add_argument("--json", type=Path, help="also write the raw numbers here")
     parser.add_argument(
         "--keep-logs", action="store_true", help="keep the servers' logs (printed path)"
@@ -707,15 +976,22 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: sys.exit(130))
     print(f"logs in {workdir}", file=sys.stderr)
-    upstream, _ = start_upstream(workdir)
+    upstream, upstream_process = start_upstream(workdir, "--chunks", str(args.chunks))
     direct = _openai_target(
         "direct", "direct", upstream, "fake-model", {"authorization": f"Bearer {API_KEY}"}
     )
+    direct.process = upstream_process
     targets = [direct] if "direct" in only else []
     missing: dict[str, str] = {}
     if only & {"ours", "langserve"}:
         ours, _ = start_ours(workdir, upstream)
         targets += [t for t in ours if t.key in only]
+    for workers in sorted(set(args.workers) - {1}):
+        swept, _ = start_ours(workdir, upstream, workers=workers)
+        targets += swept
+    if args.ray:
+        through_ray, _ = start_ours(workdir, upstream, ray=True)
+        targets += through_ray
     if args.baseline_src:
         baseline, _ = start_ours(workdir, upstream, args.baseline_src.resolve())
         targets += baseline
@@ -751,7 +1027,7 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
     )
     cells = measure(targets, scenarios, rounds, duration, args.warmup)
-    ratios = report(targets, missing, cells, concurrencies, args.stream_concurrency)
+    ratios = report(targets, missing, cells, concurrencies, args.stream_concurrency, args.chunks)
     if args.json:
         summary = {
             f"{key}/{scenario}": {
@@ -769,12 +1045,17 @@ def main(argv: list[str] | None = None) -> int:
             json.dumps({"cells": summary, "ratios": ratios, "missing": missing}, indent=2)
         )
     _stop_all()
+    missed = missed_targets(ratios)
     if not args.keep_logs:
         for path in workdir.iterdir():
             with contextlib.suppress(OSError):
                 path.unlink() if path.is_file() else None
         with contextlib.suppress(OSError):
             workdir.rmdir()
+    if missed:
+        print(f"TARGET MISSED: {'; '.join(missed)}")
+        return 1
+    print("every target measured in this run was met")
     return 0
 
 

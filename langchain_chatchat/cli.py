@@ -26,6 +26,7 @@ from langchain_chatchat.server.config import (
 from langchain_chatchat.server.defaults import default_config
 from langchain_chatchat.server.protocol import uvicorn_options
 from langchain_chatchat.server.registry import ModelRegistry
+from langchain_chatchat.server.workers import serve_workers
 
 app = typer.Typer(
     help="Serve LangChain chat and embedding models over OpenAI-compatible and LangServe APIs.",
@@ -58,18 +59,32 @@ def serve(
             help="Log level of uvicorn and of the package's loggers (default: the config's, info)."
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Gateway processes sharing the port (default: the config's server.workers, 1);"
+            " local models then run in one model process.",
+        ),
+    ] = None,
+    ray: Annotated[
+        bool,
+        typer.Option(
+            "--ray",
+            help="Run on Ray Serve (extra `ray`): entries with a `ray:` section become"
+            " deployments. Starts a local Ray unless --address is given.",
+        ),
+    ] = False,
+    address: Annotated[
+        str | None,
+        typer.Option(help="With --ray: the cluster to join, e.g. `auto` or ray://head:10001."),
+    ] = None,
 ) -> None:
     """Start the server."""
     settings = _load(config)
-    try:
-        application = create_app(settings)
-    except ConfigError as error:
-        _fail(error)
-    # Start-up objects (models, schemas, routes) never die: freezing them keeps full collections
-    # short, which cut p99 latency under load from ~95 ms to ~14-40 ms in benchmarks/gateway.py.
-    gc.collect()
-    gc.freeze()
     host = host or settings.server.host
+    port = settings.server.port if port is None else port
+    workers = workers or settings.server.workers
     if not settings.server.api_keys and not _is_loopback(host):
         typer.echo(
             f"chatchat: warning: serving on {host} without server.api_keys;"
@@ -82,10 +97,35 @@ def serve(
         raise typer.Exit(code=2)
     log_config = uvicorn_log_config()
     log_config["loggers"]["langchain_chatchat"]["level"] = level.upper()
+    if ray:
+        _serve_on_ray(config, address=address, host=host, port=port)
+        return
+    if workers > 1:
+        try:
+            serve_workers(
+                settings,
+                config,
+                workers=workers,
+                host=host,
+                port=port,
+                log_level=level,
+                uvicorn_options={"log_config": log_config, **uvicorn_options(settings.server)},
+            )
+        except ConfigError as error:
+            _fail(error)
+        return
+    try:
+        application = create_app(settings)
+    except ConfigError as error:
+        _fail(error)
+    # Start-up objects (models, schemas, routes) never die: freezing them keeps full collections
+    # short, which cut p99 latency under load from ~95 ms to ~14-40 ms in benchmarks/gateway.py.
+    gc.collect()
+    gc.freeze()
     uvicorn.run(
         application,
         host=host,
-        port=settings.server.port if port is None else port,
+        port=port,
         log_level=level,
         log_config=log_config,
         access_log=False,  # ours (`server.access_log`) has request ids, models and replicas
@@ -105,6 +145,18 @@ def models(config: ConfigOption = None) -> None:
     widths = [max(len(cell) for cell in column) for column in zip(*table, strict=True)]
     for row in table:
         typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _serve_on_ray(config: Path | None, *, address: str | None, host: str, port: int) -> None:
+    try:
+        from langchain_chatchat.server.ray import serve_ray
+    except ImportError as error:
+        typer.echo(f"chatchat: --ray needs the `ray` extra ({error})", err=True)
+        raise typer.Exit(code=2) from None
+    try:
+        serve_ray(config, address=address, host=host, port=port)
+    except ConfigError as error:
+        _fail(error)
 
 
 def _load(path: Path | None) -> ChatchatConfig:

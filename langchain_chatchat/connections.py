@@ -8,7 +8,7 @@ live here, beside neither face, so that neither imports the other.
 from __future__ import annotations
 
 import os
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from langchain_core.utils import from_env, secret_from_env
 from pydantic import BaseModel, Field, SecretStr, model_validator
@@ -29,11 +29,16 @@ class OpenAIConnection(BaseModel):
 
     worker_class: ClassVar[type[HTTPWorker]]
 
+    if TYPE_CHECKING:  # declared by the chat-model / embeddings class this is mixed into
+        provider: ClassVar[str]
+        timeout: float | None
+        max_retries: int
+
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
         if "provider" not in cls.__dict__:  # presets take their name from their worker
-            cls.provider = cls.worker_class.provider  # type: ignore[attr-defined]
+            cls.provider = cls.worker_class.provider
 
     @model_validator(mode="before")
     @classmethod
@@ -66,8 +71,8 @@ class OpenAIConnection(BaseModel):
             api_key=self.api_key.get_secret_value() if self.api_key else None,
             base_url=self.base_url,
             default_headers=self.default_headers,
-            timeout=self.timeout,  # type: ignore[attr-defined]
-            max_retries=self.max_retries,  # type: ignore[attr-defined]
+            timeout=self.timeout,
+            max_retries=self.max_retries,
             **self._worker_kwargs(),
         )
 
@@ -84,15 +89,30 @@ class AzureSettings(BaseModel):
     api_version: str = Field(
         default_factory=from_env("OPENAI_API_VERSION", default=DEFAULT_API_VERSION)
     )
+    """A dated version (`2024-10-21`) on the deployments path, or "v1" for the v1 GA path."""
     azure_ad_token: SecretStr | None = Field(
         default_factory=secret_from_env("AZURE_OPENAI_AD_TOKEN", default=None)
     )
     """An Entra ID token, used instead of the api-key header."""
 
+    if TYPE_CHECKING:  # declared by the chat-model / embeddings class this is mixed into
+        model: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _model_from_deployment(cls, values: Any) -> Any:
+        """As in langchain-openai's Azure classes, `model` may be left out: it defaults to the
+        deployment (which is what picks the model on Azure)."""
+        if isinstance(values, dict) and not (values.get("model") or values.get("model_name")):
+            deployment = values.get("azure_deployment")
+            if deployment:
+                values = {**values, "model": deployment}
+        return values
+
     def _worker_kwargs(self) -> dict[str, Any]:
         return {
             "azure_endpoint": self.azure_endpoint,
-            "deployment": self.azure_deployment or self.model,  # type: ignore[attr-defined]
+            "deployment": self.azure_deployment or self.model,
             "api_version": self.api_version,
             "azure_ad_token": self.azure_ad_token.get_secret_value()
             if self.azure_ad_token

@@ -102,6 +102,12 @@ BUILTIN_PROVIDERS: tuple[Provider, ...] = (
         aliases=("xinghuo", "iflytek", "xinghuo-api"),
     ),
     Provider(
+        "gemini",
+        chat="langchain_chatchat.chat_models.gemini:ChatGemini",
+        embeddings="langchain_chatchat.embeddings.gemini:GeminiEmbeddings",
+        aliases=("google", "google-genai", "gemini-api"),
+    ),
+    Provider(
         "azure",
         chat="langchain_chatchat.chat_models.azure:ChatAzureOpenAI",
         embeddings="langchain_chatchat.embeddings.azure:AzureOpenAIEmbeddings",

@@ -3,6 +3,7 @@ from langchain_chatchat.chat_models.azure import ChatAzureOpenAI
 from langchain_chatchat.chat_models.baichuan import ChatBaichuan
 from langchain_chatchat.chat_models.base import ChatchatChatModel
 from langchain_chatchat.chat_models.deepseek import ChatDeepSeek
+from langchain_chatchat.chat_models.gemini import ChatGemini
 from langchain_chatchat.chat_models.minimax import ChatMiniMax
 from langchain_chatchat.chat_models.moonshot import ChatMoonshot
 from langchain_chatchat.chat_models.openai_compatible import ChatOpenAICompatible
@@ -16,6 +17,7 @@ __all__ = [
     "ChatAzureOpenAI",
     "ChatBaichuan",
     "ChatDeepSeek",
+    "ChatGemini",
     "ChatMiniMax",
     "ChatMoonshot",
     "ChatOpenAICompatible",

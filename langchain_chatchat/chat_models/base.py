@@ -13,7 +13,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from operator import itemgetter
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, cast
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
@@ -31,6 +31,7 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import (
+    BaseModel,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -306,7 +307,7 @@ class ChatchatChatModel(BaseChatModel):
                 ls_structured_output_format={"kwargs": {"method": method}, "schema": schema},
             )
             parser: Runnable = (
-                PydanticToolsParser(tools=[schema], first_tool_only=True)
+                PydanticToolsParser(tools=[cast(type[BaseModel], schema)], first_tool_only=True)
                 if is_pydantic
                 else JsonOutputKeyToolsParser(key_name=tool_name, first_tool_only=True)
             )
@@ -315,9 +316,7 @@ class ChatchatChatModel(BaseChatModel):
                 response_format={"type": "json_object"},
                 ls_structured_output_format={"kwargs": {"method": method}, "schema": schema},
             )
-            parser = (
-                PydanticOutputParser(pydantic_object=schema) if is_pydantic else JsonOutputParser()
-            )
+            parser = _json_parser(schema, is_pydantic)
         elif method == "json_schema":
             if schema is None:
                 raise ValueError("method='json_schema' needs a schema")
@@ -335,9 +334,7 @@ class ChatchatChatModel(BaseChatModel):
                 response_format=response_format,
                 ls_structured_output_format={"kwargs": {"method": method}, "schema": json_schema},
             )
-            parser = (
-                PydanticOutputParser(pydantic_object=schema) if is_pydantic else JsonOutputParser()
-            )
+            parser = _json_parser(schema, is_pydantic)
         else:
             raise ValueError(
                 f"unknown method {method!r}; use function_calling, json_mode or json_schema"
@@ -351,6 +348,11 @@ class ChatchatChatModel(BaseChatModel):
         return RunnableMap(raw=llm) | parse.with_fallbacks(
             [fallback], exception_key="parsing_error"
         )
+
+
+def _json_parser(schema: Any, is_pydantic: bool) -> Runnable:
+    """Parses a JSON reply into `schema` (a pydantic class) or a plain dict."""
+    return PydanticOutputParser(pydantic_object=schema) if is_pydantic else JsonOutputParser()
 
 
 def _type_errors_invalid(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from langchain_chatchat.chat_models.base import ChatchatChatModel
 from langchain_chatchat.chat_models.openai_compatible import ChatOpenAICompatible
 from langchain_chatchat.workers.deepseek import DeepSeekWorker
+from langchain_chatchat.workers.sampling import thinking_switch
 
 
 class ChatDeepSeek(ChatOpenAICompatible):
@@ -26,6 +27,11 @@ class ChatDeepSeek(ChatOpenAICompatible):
     """
 
     model: str = Field(default="deepseek-chat", alias="model_name")
+    thinking: bool | None = None
+    """Thinking mode on deepseek-chat (`thinking: {"type": "enabled"}`); deepseek-reasoner
+    always thinks. A call that forces a tool runs with thinking off."""
+    reasoning_effort: Literal["low", "medium", "high"] | None = None
+    """How long the model thinks in thinking mode (unverified: newer models only)."""
 
     worker_class: ClassVar = DeepSeekWorker
     # api-docs.deepseek.com/guides/thinking_mode.
@@ -33,3 +39,6 @@ class ChatDeepSeek(ChatOpenAICompatible):
         "thinking",
         "reasoning_effort",
     }
+
+    def _extra_params(self) -> dict[str, Any]:
+        return {**thinking_switch(self.thinking), "reasoning_effort": self.reasoning_effort}

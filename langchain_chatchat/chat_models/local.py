@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from pydantic import Field
 
@@ -47,7 +47,7 @@ class ChatLocal(ChatchatChatModel):
 
     @property
     def worker(self) -> LocalChatWorker:
-        return self._worker  # type: ignore[return-value]
+        return cast(LocalChatWorker, self._worker)  # the worker `_build_worker` made
 
 
 def default_chat_model(**kwargs: Any) -> ChatLocal:

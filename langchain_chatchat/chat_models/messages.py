@@ -22,13 +22,14 @@ from langchain_core.output_parsers.openai_tools import make_invalid_tool_call, p
 from langchain_chatchat.workers.errors import BadRequestError
 from langchain_chatchat.workers.types import (
     ChatDelta,
+    Role,
     Usage,
     WorkerMessage,
     WorkerResult,
     WorkerToolCall,
 )
 
-_ROLES = {
+_ROLES: dict[str, Role] = {
     "system": "system",
     "developer": "system",
     "user": "user",
@@ -120,11 +121,11 @@ def _to_openai_part(part: str | dict[str, Any]) -> dict[str, Any]:
 
 
 def usage_metadata(usage: Usage) -> UsageMetadata:
-    metadata = UsageMetadata(
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        total_tokens=usage.total_tokens or usage.input_tokens + usage.output_tokens,
-    )
+    metadata: UsageMetadata = {
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens or usage.input_tokens + usage.output_tokens,
+    }
     if usage.cached_tokens is not None:
         metadata["input_token_details"] = {"cache_read": usage.cached_tokens}
     if usage.reasoning_tokens is not None:
@@ -133,13 +134,18 @@ def usage_metadata(usage: Usage) -> UsageMetadata:
 
 
 def _response_metadata(
-    model: str | None, finish_reason: str | None, request_id: str | None, provider: str
+    model: str | None,
+    finish_reason: str | None,
+    request_id: str | None,
+    provider: str,
+    extra: dict[str, Any],
 ) -> dict[str, Any]:
     return {
         "model_name": model,
         "finish_reason": finish_reason,
         "request_id": request_id,
         "model_provider": provider,
+        **extra,
     }
 
 
@@ -159,7 +165,7 @@ def to_ai_message(result: WorkerResult, provider: str) -> AIMessage:
         invalid_tool_calls=invalid,
         usage_metadata=usage_metadata(result.usage) if result.usage else None,
         response_metadata=_response_metadata(
-            result.model, result.finish_reason, result.request_id, provider
+            result.model, result.finish_reason, result.request_id, provider, result.metadata
         ),
         id=result.request_id,
     )
@@ -176,7 +182,7 @@ def to_ai_chunk(delta: ChatDelta, provider: str) -> AIMessageChunk:
         ],
         usage_metadata=usage_metadata(delta.usage) if delta.usage else None,
         response_metadata=_response_metadata(
-            delta.model, delta.finish_reason, delta.request_id, provider
+            delta.model, delta.finish_reason, delta.request_id, provider, delta.metadata
         )
         if final
         else {},

@@ -2,6 +2,7 @@ from langchain_chatchat.embeddings.ark import ArkEmbeddings
 from langchain_chatchat.embeddings.azure import AzureOpenAIEmbeddings
 from langchain_chatchat.embeddings.baichuan import BaichuanEmbeddings
 from langchain_chatchat.embeddings.base import ChatchatEmbeddings
+from langchain_chatchat.embeddings.gemini import GeminiEmbeddings
 from langchain_chatchat.embeddings.minimax import MiniMaxEmbeddings
 from langchain_chatchat.embeddings.openai_compatible import OpenAICompatibleEmbeddings
 from langchain_chatchat.embeddings.qianfan import QianfanEmbeddings
@@ -14,6 +15,7 @@ __all__ = [
     "AzureOpenAIEmbeddings",
     "BaichuanEmbeddings",
     "ChatchatEmbeddings",
+    "GeminiEmbeddings",
     "MiniMaxEmbeddings",
     "OpenAICompatibleEmbeddings",
     "QianfanEmbeddings",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
@@ -46,12 +46,14 @@ class ChatchatEmbeddings(BaseModel, Embeddings):
     def worker(self) -> EmbeddingWorker:
         return self._worker
 
-    def _request(self, texts: list[str], text_type: str) -> EmbeddingRequest:
+    def _request(
+        self, texts: list[str], text_type: Literal["document", "query"]
+    ) -> EmbeddingRequest:
         return EmbeddingRequest(
             model=self.model,
             texts=list(texts),
             dimensions=self.dimensions,
-            text_type=text_type,  # type: ignore[arg-type]
+            text_type=text_type,
             extra=dict(self.model_kwargs),
         )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from pydantic import Field
 
@@ -40,7 +40,7 @@ class LocalEmbeddings(ChatchatEmbeddings):
 
     @property
     def worker(self) -> LocalEmbeddingWorker:
-        return self._worker  # type: ignore[return-value]
+        return cast(LocalEmbeddingWorker, self._worker)  # the worker `_build_worker` made
 
 
 def default_embeddings(**kwargs: Any) -> LocalEmbeddings:

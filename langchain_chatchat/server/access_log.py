@@ -55,6 +55,13 @@ def note_replica(model: str, replica: str) -> None:
         context.replica = replica
 
 
+def current_request_id() -> str | None:
+    """The id of the request being served (None outside a request): for calls that carry it
+    to another process, such as a Ray Serve model replica."""
+    context = _current.get()
+    return None if context is None else context.request_id
+
+
 class RequestContextMiddleware:
     """Request id in and out; an access-log line and HTTP metrics once the response is done."""
 

@@ -16,6 +16,7 @@ is one replica, exactly as before replicas existed)::
       cors_origins: []           # browser origins allowed (none: CORS off)
       access_log: true           # one JSON line per request on logger `langchain_chatchat.access`
       metrics: true              # Prometheus text at GET /metrics
+      workers: 1                 # gateway processes on the port (`chatchat serve --workers`)
       log_level: info            # uvicorn's and the package's loggers (`--log-level` wins)
       max_header_size: 32768     # bytes of request line + headers; larger heads get 431
       header_timeout: 10         # seconds to send a whole request head; slower clients get 408
@@ -35,6 +36,9 @@ is one replica, exactly as before replicas existed)::
         health: {max_failures: 3, cooldown: 10}   # consecutive failures → out for cooldown s
                                  # (never the last healthy replica)
         fallbacks: [qwen-turbo]  # chat models tried in order when this one is busy or down
+        ray:                     # under Ray Serve only: this entry is its own deployment
+          num_replicas: 2        # or autoscaling_config: {min_replicas: 1, max_replicas: 8}
+          ray_actor_options: {num_cpus: 1, num_gpus: 0}
         replicas:                # several upstreams for one name, least-busy first
           - {}                                       # the entry's own provider and params
           - {params: {api_key: "${KEY_2}"}, max_concurrency: 4}   # same provider, merged params
@@ -99,6 +103,8 @@ class ServerSettings(BaseModel):
     """Log one JSON line per request (logger `langchain_chatchat.access`, level INFO)."""
     metrics: bool = True
     """Serve Prometheus metrics at GET /metrics (behind `api_keys` like every other route)."""
+    workers: int = Field(default=1, ge=1)
+    """Gateway processes sharing the port (`chatchat serve --workers`; see server/workers.py)."""
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
     """Level of uvicorn's loggers and of the package's own (`langchain_chatchat.*`)."""
     max_header_size: int = Field(default=32 * 1024, ge=1024)
@@ -139,6 +145,31 @@ class HealthConfig(BaseModel):
     """Consecutive retryable failures that take a replica out (0: never)."""
     cooldown: float = Field(default=10.0, gt=0)
     """Seconds a failing replica stays out before it is tried again."""
+
+
+class RayConfig(BaseModel):
+    """`ray:` of a model entry: under Ray Serve the entry becomes its own deployment (see
+    server/ray.py); everywhere else the section is ignored. Keys follow `serve.deployment`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_replicas: int | None = Field(default=None, ge=1)
+    autoscaling_config: dict[str, Any] | None = None
+    """`min_replicas`, `max_replicas`, `target_ongoing_requests`, ... (Ray Serve's names)."""
+    ray_actor_options: dict[str, Any] = Field(default_factory=dict)
+    """`num_cpus`, `num_gpus`, `memory`, `resources`, ... of each replica."""
+    max_ongoing_requests: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _replicas_or_autoscaling(self) -> RayConfig:
+        if self.num_replicas is not None and self.autoscaling_config is not None:
+            raise ValueError("give either `num_replicas` or `autoscaling_config`, not both")
+        if "runtime_env" in self.ray_actor_options:
+            raise ValueError(
+                "ray_actor_options.runtime_env is refused: Ray stores it in the cluster;"
+                " set provider keys in the workers' environment instead"
+            )
+        return self
 
 
 class ReplicaConfig(BaseModel):
@@ -194,6 +225,8 @@ class ModelConfig(BaseModel):
     health: HealthConfig = Field(default_factory=HealthConfig)
     fallbacks: list[str] = Field(default_factory=list)
     """Other chat models' names, tried in order when every replica here failed or was busy."""
+    ray: RayConfig | None = None
+    """Under Ray Serve: run this entry as its own deployment (replicas, autoscaling, GPUs)."""
 
     @field_validator("name")
     @classmethod

@@ -68,11 +68,12 @@ def direct_call(
 ) -> DirectCall | None:
     """The direct form of `runnable.ainvoke/astream(input, config, **kwargs)`, or None when
     LangChain's path must run (something observes the call, or would change its result)."""
-    model, bound_kwargs = runnable, {}
+    model: Runnable = runnable
+    bound_kwargs: dict[str, Any] = {}
     if isinstance(runnable, RunnableBinding):  # a model with bound tools / options
         if runnable.config_factories:
             return None
-        model, bound_kwargs = runnable.bound, runnable.kwargs
+        model, bound_kwargs = runnable.bound, dict(runnable.kwargs)
         config = merge_configs(runnable.config, config)
     if not isinstance(model, ChatchatChatModel) or _overrides_hooks(type(model)):
         return None

@@ -10,12 +10,13 @@ Its `astream` hands back the pool's own generator (no extra layer per chunk). Mo
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
+from pydantic import BaseModel
 
 from langchain_chatchat.embeddings.base import ChatchatEmbeddings
 from langchain_chatchat.server import direct
@@ -72,7 +73,7 @@ class ChatDispatcher(Runnable[LanguageModelInput, BaseMessage]):
 
         return await self.pool.call(attempt)
 
-    def astream(  # type: ignore[override]  # returns the pool's generator rather than wrapping it
+    def astream(  # returns the pool's generator rather than wrapping it
         self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> AsyncGenerator[BaseMessage, None]:
         runnables = self._runnables
@@ -80,16 +81,25 @@ class ChatDispatcher(Runnable[LanguageModelInput, BaseMessage]):
         def start(replica: Replica) -> AsyncGenerator[BaseMessage, None]:
             runnable = runnables[replica.index]
             call = direct.direct_call(runnable, input, config, kwargs, streaming=True)
-            return direct.astream(call) if call else runnable.astream(input, config, **kwargs)
+            if call is not None:
+                return direct.astream(call)
+            # Runnable.astream is an async generator function, typed as returning an iterator.
+            return cast(
+                AsyncGenerator[BaseMessage, None], runnable.astream(input, config, **kwargs)
+            )
 
         return self.pool.stream(start)
 
     def bind_tools(self, tools: Sequence[Any], **options: Any) -> ChatDispatcher:
         """The same pool, with `tools` bound by each replica's own model (which knows how its
         provider wants them). Raises what `bind_tools` raises for a bad `tool_choice`."""
-        return ChatDispatcher(
-            self.pool, [runnable.bind_tools(tools, **options) for runnable in self._runnables]
-        )
+        bound = []
+        for runnable in self._runnables:
+            bind_tools = getattr(runnable, "bind_tools", None)
+            if bind_tools is None:
+                raise BadRequestError(f"The model '{self.name}' cannot call tools", param="tools")
+            bound.append(bind_tools(tools, **options))
+        return ChatDispatcher(self.pool, bound)
 
 
 def with_fallbacks(primary: ChatDispatcher, fallbacks: Sequence[ChatDispatcher]) -> Runnable:
@@ -129,8 +139,9 @@ class EmbeddingsDispatcher:
 
 
 async def _embed(model: Embeddings, texts: list[str]) -> tuple[list[list[float]], int]:
-    if isinstance(model, ChatchatEmbeddings):
-        result = await model.aembed_with_usage(texts)
+    # ChatchatEmbeddings, and the ingress face of a Ray Serve deployment, report usage too.
+    if isinstance(model, ChatchatEmbeddings) or hasattr(model, "aembed_with_usage"):
+        result = await model.aembed_with_usage(texts)  # type: ignore[attr-defined]
         return result.vectors, result.usage.input_tokens if result.usage else 0
     return await model.aembed_documents(texts), 0
 
@@ -139,13 +150,13 @@ def _with_dimensions(model: Embeddings, name: str, dimensions: int | None) -> Em
     """The model itself, or a shallow copy (sharing its worker) with another output size."""
     if dimensions is None or getattr(model, "dimensions", None) == dimensions:
         return model
-    if "dimensions" not in getattr(type(model), "model_fields", {}):
+    if not isinstance(model, BaseModel) or "dimensions" not in type(model).model_fields:
         raise BadRequestError(
             f"The model '{name}' does not support the dimensions parameter",
             param="dimensions",
             code="unsupported_parameter",
         )
-    return model.model_copy(update={"dimensions": dimensions})  # type: ignore[attr-defined]
+    return model.model_copy(update={"dimensions": dimensions})
 
 
 def chat_usage_counter(stats: ModelStats) -> Callable[[Any], None]:

@@ -16,9 +16,10 @@ import json
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
-from langchain_core.runnables import Runnable
+from langchain_core.runnables import Runnable, RunnableConfig
 from langserve import add_routes
-from pydantic import ValidationError
+from langserve.callbacks import AsyncEventAggregatorCallback
+from pydantic import BaseModel, ValidationError
 
 from langchain_chatchat.server.registry import ModelRegistry
 from langchain_chatchat.workers.errors import BadRequestError
@@ -32,12 +33,64 @@ def add_langserve_routes(app: FastAPI, registry: ModelRegistry) -> None:
         runnable = served.runnable
         add_routes(
             app,
-            runnable,
+            WithoutEventAggregator(runnable),
             path=f"/{served.name}",
             dependencies=[Depends(_body_checker(runnable))],
             config_keys=("configurable",) if runnable.config_specs else (),
             disabled_endpoints=["config_hashes"],
         )
+
+
+class WithoutEventAggregator(Runnable):
+    """`runnable`, minus the event aggregator LangServe adds to every /invoke and /stream.
+
+    LangServe returns the aggregated callback events only with `include_callback_events`,
+    which these routes leave off; the aggregator alone would still make every call pay for
+    LangChain's callback machinery (the dispatcher goes straight to the worker only when
+    nothing observes a call). Any other handler — tracing, `stream_log`, `stream_events` —
+    is kept, so those routes see every event as before.
+    """
+
+    def __init__(self, runnable: Runnable) -> None:
+        self.bound = runnable
+        self.name = runnable.name
+
+    @property
+    def InputType(self) -> Any:
+        return self.bound.InputType
+
+    @property
+    def OutputType(self) -> Any:
+        return self.bound.OutputType
+
+    def get_input_schema(self, config: RunnableConfig | None = None) -> type[BaseModel]:
+        return self.bound.get_input_schema(config)
+
+    def get_output_schema(self, config: RunnableConfig | None = None) -> type[BaseModel]:
+        return self.bound.get_output_schema(config)
+
+    @property
+    def config_specs(self) -> Any:
+        return self.bound.config_specs
+
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        return self.bound.invoke(input, _unobserved(config), **kwargs)
+
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        return await self.bound.ainvoke(input, _unobserved(config), **kwargs)
+
+    def astream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        return self.bound.astream(input, _unobserved(config), **kwargs)
+
+
+def _unobserved(config: RunnableConfig | None) -> RunnableConfig | None:
+    callbacks = config.get("callbacks") if config else None
+    if not isinstance(callbacks, list) or not any(
+        isinstance(handler, AsyncEventAggregatorCallback) for handler in callbacks
+    ):
+        return config
+    kept = [h for h in callbacks if not isinstance(h, AsyncEventAggregatorCallback)]
+    return {**config, "callbacks": kept}  # type: ignore[typeddict-item]
 
 
 def _body_checker(runnable: Runnable) -> Any:

@@ -1,8 +1,7 @@
 """The replicas of one model name: least-busy dispatch, per-replica limits, a bounded queue,
-passive health and failover — the FastChat controller's job, without its failures.
+passive health and failover.
 
-FastChat's controller answered "no available worker" with a 500 and served one request at a
-time per worker. Here a request takes a slot on the least-busy healthy replica (in flight ÷
+A request takes a slot on the least-busy healthy replica (in flight ÷
 `max_concurrency`); when every replica is full it waits in a bounded FIFO, and past the
 bound (or `queue_timeout`) it gets a 429 with Retry-After, which clients retry. Consecutive
 retryable failures take a replica out for a cool-down, after which real traffic tries it again

@@ -1,4 +1,4 @@
-"""Model name → what serves it: the old FastChat controller's job, built from the config.
+"""Model name → what serves it, built from the config.
 
 Every replica of every model is constructed once, when the app is created, so a bad config
 fails before the port is bound and no request ever pays for construction. Each name gets a
@@ -14,13 +14,13 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 import httpx
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from langchain_chatchat.providers import get_provider
 from langchain_chatchat.server.config import (
@@ -55,40 +55,52 @@ _DEFAULT_READ_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True)
-class ServedModel:
+class _Served:
     """A configured model name, ready to call through its dispatcher."""
 
     name: str
-    kind: Kind
     provider: str
     """The first replica's provider (`owned_by` in /v1/models)."""
     created: int
-    dispatcher: ChatDispatcher | EmbeddingsDispatcher
+    pool: ReplicaPool
     runnable: Runnable
-    """What LangServe serves and the OpenAI chat routes call: the dispatcher, with fallbacks."""
-    fallbacks: tuple[ChatDispatcher, ...] = ()
-
-    @property
-    def pool(self) -> ReplicaPool:
-        return self.dispatcher.pool
+    """What LangServe serves (and, for chat, what the OpenAI routes call)."""
 
     @property
     def model(self) -> Any:
         """The first replica's model: the only one of a plain, replica-less entry."""
         return self.pool.replicas[0].model
 
+
+@dataclass(frozen=True)
+class ServedChat(_Served):
+    """A chat model name: its dispatcher and the fallbacks composed into `runnable`."""
+
+    dispatcher: ChatDispatcher
+    fallbacks: tuple[ChatDispatcher, ...] = ()
+    kind: Literal["chat"] = "chat"
+
     def bind_tools(self, tools: Sequence[Any], **options: Any) -> Runnable:
         """The chat runnable with `tools` bound on every replica and fallback."""
-        assert isinstance(self.dispatcher, ChatDispatcher)
         return with_fallbacks(
             self.dispatcher.bind_tools(tools, **options),
             [fallback.bind_tools(tools, **options) for fallback in self.fallbacks],
         )
 
+
+@dataclass(frozen=True)
+class ServedEmbeddings(_Served):
+    """An embeddings model name."""
+
+    dispatcher: EmbeddingsDispatcher
+    kind: Literal["embeddings"] = "embeddings"
+
     async def embed(self, texts: list[str], dimensions: int | None) -> tuple[list[Any], int]:
         """Vectors and prompt tokens, from one of the replicas."""
-        assert isinstance(self.dispatcher, EmbeddingsDispatcher)
         return await self.dispatcher.aembed(texts, dimensions)
+
+
+ServedModel = ServedChat | ServedEmbeddings
 
 
 class ModelRegistry:
@@ -110,6 +122,12 @@ class ModelRegistry:
             [_with_fallbacks(built[entry.name], entry, built) for entry in config.models], metrics
         )
 
+    @overload
+    def get(self, name: str, kind: Literal["chat"]) -> ServedChat: ...
+    @overload
+    def get(self, name: str, kind: Literal["embeddings"]) -> ServedEmbeddings: ...
+    @overload
+    def get(self, name: str, kind: None = None) -> ServedModel: ...
     def get(self, name: str, kind: Kind | None = None) -> ServedModel:
         """The model called `name`; a typed 404 if unknown, a 400 if it is not of `kind`."""
         served = self._models.get(name)
@@ -149,7 +167,6 @@ def build_model(
         limit = replica.max_concurrency or entry.max_concurrency
         replicas.append(Replica(position, name, model, limit, stats.replica(name)))
         providers.append(provider)
-    chat = entry.kind == "chat"
     pool = ReplicaPool(
         entry.name,
         replicas,
@@ -158,31 +175,32 @@ def build_model(
         queue_timeout=entry.queue_timeout,
         max_failures=entry.health.max_failures,
         cooldown=entry.health.cooldown,
-        observe=chat_usage_counter(stats) if chat else embedding_usage_counter(stats),
+        observe=(
+            chat_usage_counter(stats) if entry.kind == "chat" else embedding_usage_counter(stats)
+        ),
     )
-    dispatcher = ChatDispatcher(pool) if chat else EmbeddingsDispatcher(pool)
-    runnable = dispatcher if isinstance(dispatcher, ChatDispatcher) else dispatcher.as_runnable()
-    return ServedModel(
-        name=entry.name,
-        kind=entry.kind,
-        provider=entry.provider or providers[0],
-        created=created,
-        dispatcher=dispatcher,
-        runnable=runnable,
+    provider = entry.provider or providers[0]
+    if entry.kind == "chat":
+        chat = ChatDispatcher(pool)
+        return ServedChat(entry.name, provider, created, pool, chat, dispatcher=chat)
+    embeddings = EmbeddingsDispatcher(pool)
+    return ServedEmbeddings(
+        entry.name, provider, created, pool, embeddings.as_runnable(), dispatcher=embeddings
     )
 
 
 def _with_fallbacks(
     served: ServedModel, entry: ModelConfig, built: dict[str, ServedModel]
 ) -> ServedModel:
-    if not entry.fallbacks:
-        return served
-    fallbacks = tuple(built[name].dispatcher for name in entry.fallbacks)
-    assert isinstance(served.dispatcher, ChatDispatcher)
+    if not entry.fallbacks or not isinstance(served, ServedChat):
+        return served  # the config's validation allows fallbacks on chat models only
+    fallbacks = tuple(
+        fallback.dispatcher
+        for fallback in (built[name] for name in entry.fallbacks)
+        if isinstance(fallback, ServedChat)
+    )
     return dataclasses.replace(
-        served,
-        runnable=with_fallbacks(served.dispatcher, fallbacks),  # type: ignore[arg-type]
-        fallbacks=fallbacks,
+        served, runnable=with_fallbacks(served.dispatcher, fallbacks), fallbacks=fallbacks
     )
 
 
@@ -280,9 +298,9 @@ async def _close(model: Any) -> None:
 
 def _unknown_params(cls: type, params: dict[str, Any]) -> list[str]:
     """Keys a pydantic model class would silently ignore — almost always typos."""
-    fields = getattr(cls, "model_fields", None)
-    if fields is None or cls.model_config.get("extra") == "allow":  # type: ignore[attr-defined]
+    if not issubclass(cls, BaseModel) or cls.model_config.get("extra") == "allow":
         return []
+    fields = cls.model_fields
     known = set(fields)
     for field in fields.values():
         known.update(

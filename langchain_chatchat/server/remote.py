@@ -38,7 +38,11 @@ class LangServeReplica(Runnable[LanguageModelInput, BaseMessage]):
         self, url: str, *, headers: Mapping[str, str] | None = None, timeout: httpx.Timeout
     ) -> None:
         self.url = public_url(url)
-        self._remote = RemoteRunnable(url, headers=dict(headers or {}), timeout=timeout)
+        self._remote: RemoteRunnable = RemoteRunnable(
+            url,
+            headers=dict(headers or {}),
+            timeout=timeout,  # type: ignore[arg-type]  # handed to httpx, which takes a Timeout
+        )
 
     def invoke(
         self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any

@@ -16,6 +16,13 @@ from langchain_chatchat.testing.dashscope import (
     DashScopeEmulator,
     EmbeddingModelSpec,
 )
+from langchain_chatchat.testing.gemini import (
+    GEMINI_MODELS,
+    GeminiChatSpec,
+    GeminiEmbeddingSpec,
+    GeminiEmulator,
+    PromptBlocked,
+)
 from langchain_chatchat.testing.openai_compatible import PROFILES, OpenAICompatibleEmulator, Profile
 from langchain_chatchat.testing.responder import Responder, count_tokens, split_tokens
 from langchain_chatchat.testing.script import Fault, RecordedRequest, Reply, ToolCallReply
@@ -30,8 +37,13 @@ __all__ = [
     "EmulatorBase",
     "EmbeddingModelSpec",
     "Fault",
+    "GEMINI_MODELS",
+    "GeminiChatSpec",
+    "GeminiEmbeddingSpec",
+    "GeminiEmulator",
     "OpenAICompatibleEmulator",
     "PROFILES",
+    "PromptBlocked",
     "Profile",
     "RecordedRequest",
     "Reply",

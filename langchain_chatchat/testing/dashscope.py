@@ -62,15 +62,21 @@ class ChatModelSpec:
     result_format: Literal["text", "message"] = "text"
     incremental_output: bool = False
     stream_only: bool = False
+    json_schema: bool = False
+    """Whether `response_format` json_schema is documented for the model (help.aliyun.com/zh/
+    model-studio/json-mode: qwen3-max, qwen-plus, qwen-flash and their snapshots; the rest take
+    json_object only — unverified for models the page does not list)."""
 
 
 @dataclass(frozen=True)
 class EmbeddingModelSpec:
-    """Allowed output dimensions (first is not special), the default one, and the batch limit."""
+    """Allowed output dimensions (first is not special), the default one, the batch limit and
+    the most tokens one text may hold."""
 
     dimensions: tuple[int, ...]
     default_dimension: int
     batch_size: int
+    max_tokens: int = 8192
 
 
 _Spec = TypeVar("_Spec", ChatModelSpec, EmbeddingModelSpec)
@@ -81,19 +87,22 @@ _QWEN3_OPEN = ChatModelSpec(
 DEFAULT_MODELS: Mapping[str, ChatModelSpec | EmbeddingModelSpec] = {
     "qwen-turbo": ChatModelSpec(),
     "qwen-turbo-latest": ChatModelSpec(),
-    "qwen-plus": ChatModelSpec(),
-    "qwen-plus-latest": ChatModelSpec(),
-    "qwen-flash": ChatModelSpec(),
+    "qwen-plus": ChatModelSpec(json_schema=True),
+    "qwen-plus-latest": ChatModelSpec(json_schema=True),
+    "qwen-flash": ChatModelSpec(json_schema=True),
     "qwen-max": ChatModelSpec(max_input_tokens=30_720, thinking="none"),
     "qwen-max-latest": ChatModelSpec(max_input_tokens=30_720, thinking="none"),
-    "qwen3-max": ChatModelSpec(thinking="none", result_format="message", incremental_output=True),
+    "qwen3-max": ChatModelSpec(
+        thinking="none", result_format="message", incremental_output=True, json_schema=True
+    ),
     "qwen-long": ChatModelSpec(thinking="none", result_format="message"),
     "qwq-plus": ChatModelSpec(
         thinking="always", result_format="message", incremental_output=True, stream_only=True
     ),
     **{f"qwen3-{size}": _QWEN3_OPEN for size in ("8b", "14b", "32b", "30b-a3b", "235b-a22b")},
-    "text-embedding-v1": EmbeddingModelSpec((1536,), 1536, 25),
-    "text-embedding-v2": EmbeddingModelSpec((1536,), 1536, 25),
+    # text-embedding-synchronous-api: v1/v2 2048 tokens per text, v3/v4 8192
+    "text-embedding-v1": EmbeddingModelSpec((1536,), 1536, 25, 2048),
+    "text-embedding-v2": EmbeddingModelSpec((1536,), 1536, 25, 2048),
     "text-embedding-v3": EmbeddingModelSpec((1024, 768, 512, 256, 128, 64), 1024, 10),
     "text-embedding-v4": EmbeddingModelSpec((2048, 1536, 1024, 768, 512, 256, 128, 64), 1024, 10),
 }
@@ -149,8 +158,10 @@ _RANGES: tuple[tuple[str, Any, str], ...] = (
     ("n", lambda v: 1 <= v <= 4, "Range of n should be [1, 4]"),
     ("seed", lambda v: 0 <= v <= 2**63 - 1, "Range of seed should be [0, 9223372036854775807]"),
 )
-_THINKING_TOOL_CHOICES = ("auto", "none")
-_TOOL_CHOICES = ("auto", "none", "required")
+# tool_choice (qwen-api-reference, "tool_choice"): "auto", "none", or {"type": "function",
+# "function": {"name": ...}} naming a bound tool; any other string is answered with the message
+# below (quoted in the provider-conformance issue from the live API).
+_TOOL_CHOICES = ("auto", "none")
 
 
 class DashScopeEmulator(EmulatorBase):
@@ -283,15 +294,22 @@ class DashScopeEmulator(EmulatorBase):
             )
         reply = item if isinstance(item, Reply) else self._default_reply(call)
         usage = _usage(reply, call.input_tokens)
+        search = _search_info(call)
         if not stream:
             scripted = item if isinstance(item, Reply) else None
-            return self._json(
-                _output(reply, call.message_format), usage, record, hang=hang, reply=scripted
-            )
+            output = {**_output(reply, call.message_format), **search}
+            return self._json(output, usage, record, hang=hang, reply=scripted)
 
         cumulative = not call.incremental if reply.cumulative is None else reply.cumulative
         frames = [
-            _frame(i, {"output": output, "usage": chunk_usage, "request_id": record.request_id})
+            _frame(
+                i,
+                {
+                    "output": {**output, **(search if i == 1 else {})},
+                    "usage": chunk_usage,
+                    "request_id": record.request_id,
+                },
+            )
             for i, (output, chunk_usage) in enumerate(
                 _stream_outputs(reply, usage, call.input_tokens, call.message_format, cumulative),
                 start=1,
@@ -300,8 +318,8 @@ class DashScopeEmulator(EmulatorBase):
         abort_after = reply.drop_after_chunks
         if isinstance(item, Fault):  # a stream error: some chunks, then the error event
             frames = frames[: min(item.after_chunks, len(frames) - 1)]
-            error = {"code": item.code, "message": item.message, "request_id": record.request_id}
-            frames.append(_frame(len(frames) + 1, error, status=item.status))
+            failure = {"code": item.code, "message": item.message, "request_id": record.request_id}
+            frames.append(_frame(len(frames) + 1, failure, status=item.status))
         pieces = [
             (reply.first_chunk_delay if i == 0 else reply.chunk_delay, frame)
             for i, frame in enumerate(frames)
@@ -369,9 +387,9 @@ class DashScopeEmulator(EmulatorBase):
                 )
             if response_type in ("json_object", "json_schema"):
                 raise _invalid("Json mode response is not supported when enable_thinking is true")
-        allowed_choices = _THINKING_TOOL_CHOICES if thinking else _TOOL_CHOICES
-        if isinstance(tool_choice, str) and tool_choice not in allowed_choices:
-            raise _invalid('tool_choice is one of the strings that should be ["none", "auto"]')
+        _check_tool_choice(tool_choice, tools, thinking)
+        if response_type == "json_schema" and not spec.json_schema:  # unverified message
+            raise _invalid(f"The response_format type json_schema is not supported by {model}.")
         if (
             response_type == "json_object"
             and "json" not in " ".join(map(message_text, messages)).lower()
@@ -503,6 +521,32 @@ def _thinking(spec: ChatModelSpec, model: str, enable: Any) -> bool:
     return spec.thinking == "always" or bool(enable) or (spec.thinking == "on" and enable is None)
 
 
+def _check_tool_choice(tool_choice: Any, tools: Sequence[Any], thinking: bool) -> None:
+    if tool_choice is None:
+        return
+    if isinstance(tool_choice, str):
+        if tool_choice not in _TOOL_CHOICES:
+            raise _invalid('tool_choice is one of the strings that should be ["none", "auto"]')
+        return
+    names = {(t.get("function") or {}).get("name") for t in tools if isinstance(t, dict)}
+    function = tool_choice.get("function") if isinstance(tool_choice, dict) else None
+    if (
+        not isinstance(function, dict)
+        or tool_choice.get("type") != "function"
+        or function.get("name") not in names
+    ):  # unverified message
+        raise _invalid(
+            'tool_choice should be "auto", "none" or {"type": "function", "function": '
+            '{"name": <the name of a tool in tools>}}'
+        )
+    if thinking:
+        # deep-thinking guide: forcing a tool is not supported in thinking mode (unverified
+        # message).
+        raise _invalid(
+            "tool_choice does not support specifying a function when enable_thinking is true"
+        )
+
+
 def _check_stop(stop: Any) -> None:
     kinds = {type(s) for s in stop} if isinstance(stop, list) else set()
     valid = (
@@ -540,6 +584,9 @@ def _embedding_request(body: Mapping[str, Any], spec: EmbeddingModelSpec) -> tup
         raise _invalid(
             f"Value error, batch size is invalid, it should not be larger than {spec.batch_size}."
         )
+    for text in texts:
+        if count_tokens(text) > spec.max_tokens:  # unverified message
+            raise _invalid(f"Range of input length should be [1, {spec.max_tokens}]")
     params = body.get("parameters") or {}
     dimension = params.get("dimension", spec.default_dimension)
     if dimension not in spec.dimensions:  # unverified message
@@ -548,6 +595,27 @@ def _embedding_request(body: Mapping[str, Any], spec: EmbeddingModelSpec) -> tup
 
 
 # -- response rendering ------------------------------------------------------------------------
+
+
+def _search_info(call: _Generation) -> dict[str, Any]:
+    """`output.search_info` for `enable_search` with `search_options.enable_source` (qwen-api-
+    reference, search_info.search_results: index, title, url, site_name, icon); the emulator
+    cites one made-up page about the user's question, on the first stream chunk (unverified)."""
+    params = call.parameters
+    options = params.get("search_options") or {}
+    if not (params.get("enable_search") and options.get("enable_source")):
+        return {}
+    question = next(
+        (message_text(m) for m in reversed(call.messages) if m.get("role") == "user"), ""
+    )
+    result = {
+        "index": 1,
+        "title": f"About: {question.strip()[:60]}",
+        "url": "https://example.com/search/1",
+        "site_name": "Example",
+        "icon": "https://example.com/favicon.ico",
+    }
+    return {"search_info": {"search_results": [result]}}
 
 
 def _tool_tokens(call: ToolCallReply) -> int:
@@ -572,6 +640,8 @@ def _usage(reply: Reply, input_tokens: int) -> dict[str, Any]:
     }
     if reply.reasoning:
         usage["output_tokens_details"] = {"reasoning_tokens": reasoning}
+    if "cached_tokens" in override:  # context cache hits, top level (unverified placement)
+        usage["cached_tokens"] = override["cached_tokens"]
     return usage
 
 

@@ -68,15 +68,16 @@ class OpenAICompatibleEmulator(EmulatorBase):
         self.api_key = api_key or _DEFAULT_KEYS.get(self.profile.name, "test-key")
         self.deployment = deployment
         self.responder = responder or Responder()
-        root = self.profile.base_path
-        routes = [
-            Route(root + self.profile.chat_path, self._chat, methods=["POST"]),
-            Route(root + "/models", self._models, methods=["GET"]),
-        ]
-        if self.profile.embeddings_path:
-            routes.append(
-                Route(root + self.profile.embeddings_path, self._embeddings, methods=["POST"])
-            )
+        routes = []
+        for root in (self.profile.base_path, *self.profile.extra_base_paths):
+            routes += [
+                Route(root + self.profile.chat_path, self._chat, methods=["POST"]),
+                Route(root + "/models", self._models, methods=["GET"]),
+            ]
+            if self.profile.embeddings_path:
+                routes.append(
+                    Route(root + self.profile.embeddings_path, self._embeddings, methods=["POST"])
+                )
         self._serve(Starlette(routes=routes))
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -93,6 +94,7 @@ class OpenAICompatibleEmulator(EmulatorBase):
             headers=request.headers,
             query=request.query_params,
             api_key=self.api_key,
+            deployment=request.path_params.get("deployment"),
         )
         if not profile.authenticate(call):
             raise ApiError(*profile.auth_error)
@@ -100,7 +102,7 @@ class OpenAICompatibleEmulator(EmulatorBase):
             raise ApiError(
                 400, profile.invalid_code, "We could not parse the JSON body of your request."
             )
-        if not record.body.get("model") and "{deployment}" not in profile.base_path:
+        if not record.body.get("model") and call.deployment is None:
             raise ApiError(400, profile.invalid_code, "you must provide a model parameter")
         return call
 
@@ -136,6 +138,8 @@ class OpenAICompatibleEmulator(EmulatorBase):
         if isinstance(item, Fault) and (item.kind == "http" or not stream):
             return self._error(ApiError(item.status, item.code, item.message), record)
         reply = item if isinstance(item, Reply) else self._default_reply(body)
+        if reply.tool_calls and self.profile.tools_as_text(dict(body)):
+            reply = _tool_calls_as_text(reply)
         render = _Render(self.profile, body, reply, record.request_id, _prompt_tokens(body))
         if not stream or self.profile.ignore_stream:
             payload = _dumps(render.completion())
@@ -312,6 +316,13 @@ class OpenAICompatibleEmulator(EmulatorBase):
             raise ApiError(
                 400, profile.invalid_code, f"too many inputs: at most {limit} texts per request"
             )
+        chars, tokens = profile.embedding_text_limits.get(str(body.get("model")), (None, None))
+        chars_code, tokens_code, message = profile.embedding_too_long
+        for text in texts:
+            if chars is not None and len(text) > chars:
+                raise ApiError(400, chars_code, f"{message} ({chars} characters)")
+            if tokens is not None and count_tokens(text) > tokens:
+                raise ApiError(400, tokens_code, f"{message} ({tokens} tokens)")
         return texts
 
 
@@ -333,12 +344,13 @@ class _Render:
         self.calls = [
             (c.id or new_tool_call_id(), c.name, c.arguments_json()) for c in reply.tool_calls
         ]
-        self.usage = _usage(reply, prompt_tokens)
+        self.usage = _usage(reply, prompt_tokens, profile.cache_usage)
         self.head = {
             "id": request_id,
             "created": int(time.time()),
             "model": body.get("model") or "",
             **profile.envelope(request_id),
+            **profile.search_results(body),
         }
 
     def message(self) -> dict[str, Any]:
@@ -384,7 +396,9 @@ class _Render:
                     ],
                 }
             )
-        deltas = [{self.profile.reasoning_key: t} for t in split_tokens(self.reply.reasoning)]
+        deltas: list[dict[str, Any]] = [
+            {self.profile.reasoning_key: t} for t in split_tokens(self.reply.reasoning)
+        ]
         deltas += [{"content": t} for t in split_tokens(self.reply.text)]
         for index, (cid, name, args) in enumerate(self.calls):
             deltas.append(
@@ -434,7 +448,14 @@ class _Render:
         return {**self.head, "object": "chat.completion.chunk", "choices": [choice]}
 
 
-def _usage(reply: Reply, prompt_tokens: int) -> dict[str, Any]:
+def _tool_calls_as_text(reply: Reply) -> Reply:
+    """The model's tool calls written as JSON text in content (unverified exact shape)."""
+    calls = [{"name": c.name, "arguments": c.arguments_json()} for c in reply.tool_calls]
+    text = json.dumps(calls if len(calls) > 1 else calls[0], ensure_ascii=False)
+    return dataclasses.replace(reply, text=text, tool_calls=(), finish_reason="stop")
+
+
+def _usage(reply: Reply, prompt_tokens: int, cache_usage: str = "details") -> dict[str, Any]:
     override = dict(reply.usage or {})
     reasoning = override.get("reasoning_tokens", count_tokens(reply.reasoning))
     calls = sum(count_tokens(c.name) + count_tokens(c.arguments_json()) for c in reply.tool_calls)
@@ -449,6 +470,14 @@ def _usage(reply: Reply, prompt_tokens: int) -> dict[str, Any]:
     }
     if reply.reasoning:
         usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+    cached = override.get("cached_tokens")
+    if cached is not None:
+        if cache_usage == "deepseek":
+            usage.update(prompt_cache_hit_tokens=cached, prompt_cache_miss_tokens=prompt - cached)
+        elif cache_usage == "top_level":
+            usage["cached_tokens"] = cached
+        else:
+            usage["prompt_tokens_details"] = {"cached_tokens": cached}
     return usage
 
 

@@ -29,6 +29,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -57,6 +58,8 @@ class Call:
     headers: Mapping[str, str]
     query: Mapping[str, str]
     api_key: str
+    deployment: str | None = None
+    """Azure: the deployment named in the path (None on the v1 path)."""
 
 
 ErrorBody = Callable[[int, str, str, str], tuple[int, dict[str, Any]]]
@@ -77,7 +80,8 @@ class Profile:
       finishing choice (Moonshot), in a closing snapshot of the whole message (MiniMax), never;
     * ``envelope``: extra top-level fields of every body and chunk (request ids, status blocks);
     * ``check``: provider-specific request rules, raising `ApiError`;
-    * ``thinking``: whether the request turns on the model's reasoning output.
+    * ``thinking``: whether the request turns on the model's reasoning output;
+    * ``extra_base_paths``: further API roots serving the same routes (Azure's v1 path).
     """
 
     name: str
@@ -111,6 +115,21 @@ class Profile:
     embedding_batch_limits: Mapping[str, int] = field(default_factory=dict)
     embedding_batch_default: int = 2048
     embedding_dimension: int = 1024
+    extra_base_paths: tuple[str, ...] = ()
+    embedding_text_limits: Mapping[str, tuple[int | None, int | None]] = field(default_factory=dict)
+    """Per-text (characters, tokens) limits by embedding model; tokens as the emulator counts."""
+    embedding_too_long: tuple[str, str, str] = ("", "", "")
+    """(code when characters, code when tokens, message) of the per-text limit error."""
+    cache_usage: Literal["details", "top_level", "deepseek"] = "details"
+    """Where usage reports prompt tokens read from cache: `prompt_tokens_details.cached_tokens`
+    (OpenAI), a top-level `cached_tokens` (Moonshot), or DeepSeek's `prompt_cache_hit_tokens` /
+    `prompt_cache_miss_tokens` (api-docs.deepseek.com/guides/kv_cache)."""
+    search_results: Callable[[Mapping[str, Any]], dict[str, Any]] = lambda body: {}
+    """Top-level fields a built-in web search adds to every body and chunk (Zhipu's
+    `web_search`)."""
+    tools_as_text: Callable[[dict[str, Any]], bool] = lambda body: False
+    """True when this request's tool calls come back as JSON text in `content` (Spark without
+    `tool_calls_switch`)."""
 
     def batch_limit(self, model: str) -> int:
         return self.embedding_batch_limits.get(model, self.embedding_batch_default)
@@ -294,10 +313,186 @@ def _deepseek_check(call: Call) -> None:
             )
 
 
+def _out_of_range(
+    body: Mapping[str, Any],
+    name: str,
+    low: float,
+    high: float,
+    *,
+    open_low: bool = False,
+    open_high: bool = False,
+) -> bool:
+    value = body.get(name)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    return (
+        value < low or value > high or (open_low and value == low) or (open_high and value == high)
+    )
+
+
+def _is_forced(choice: Any) -> bool:
+    return choice == "required" or isinstance(choice, Mapping)
+
+
+def _deepseek_forced_tools(call: Call) -> None:
+    """Thinking mode takes no forced tool_choice (api-docs.deepseek.com/guides/thinking_mode,
+    tool calls in thinking mode; unverified message)."""
+    if _deepseek_thinking(call.body) and _is_forced(call.body.get("tool_choice")):
+        raise ApiError(
+            400,
+            "invalid_request_error",
+            "tool_choice 'required' or a named function is not supported in thinking mode",
+        )
+
+
+def _deepseek_rules(call: Call) -> None:
+    _deepseek_check(call)
+    _deepseek_forced_tools(call)
+
+
+def _deepseek_rules(call: Call) -> None:
+    _deepseek_check(call)
+    _deepseek_forced_tools(call)
+
+
+_KIMI_SWITCHABLE_THINKING = re.compile(r"kimi-k(?:2\.[5-9]|[3-9])")
+
+
+def _moonshot_thinking(body: Mapping[str, Any]) -> bool:
+    """kimi-k2-thinking always thinks; kimi-k2.5+ think unless `thinking: {"type": "disabled"}`
+    (platform.moonshot.cn/docs/guide/use-kimi-k2-thinking-model, kimi-k2.5 quickstart)."""
+    model = str(body.get("model") or "")
+    if model.startswith("kimi-k2-thinking"):
+        return True
+    if _KIMI_SWITCHABLE_THINKING.match(model):
+        thinking = body.get("thinking")
+        return not (isinstance(thinking, Mapping) and thinking.get("type") == "disabled")
+    return False
+
+
+def _moonshot_check(call: Call) -> None:
+    """Thinking models need each assistant tool-call turn's reasoning_content back (the message
+    is quoted from the live API in the provider-conformance issue)."""
+    if not _moonshot_thinking(call.body):
+        return
+    for index, message in enumerate(call.body.get("messages") or []):
+        if (
+            message.get("role") == "assistant"
+            and message.get("tool_calls")
+            and not message.get("reasoning_content")
+        ):
+            raise ApiError(
+                400,
+                "invalid_request_error",
+                "thinking is enabled but reasoning_content is missing in assistant tool call "
+                f"message at index {index}",
+            )
+
+
+def _zhipu_web_search(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The web_search tool's results (docs.bigmodel.cn 网络搜索工具: top-level `web_search`, a
+    list of {title, link, content, media, icon, refer}); one made-up page (unverified that it
+    rides on every stream chunk)."""
+    tools = body.get("tools") or []
+    if not any(isinstance(t, Mapping) and t.get("type") == "web_search" for t in tools):
+        return {}
+    question = next(
+        (message_text(m) for m in reversed(body.get("messages") or []) if m.get("role") == "user"),
+        "",
+    )
+    page = {
+        "title": f"About: {question.strip()[:60]}",
+        "link": "https://example.com/search/1",
+        "content": "A page the search found.",
+        "media": "Example",
+        "icon": "https://example.com/favicon.ico",
+        "refer": "ref_1",
+    }
+    return {"web_search": [page]}
+
+
 def _zhipu_check(call: Call) -> None:
     roles = {m.get("role") for m in call.body.get("messages") or []}
     if "user" not in roles:
         raise ApiError(400, "1214", "messages 参数非法。请检查文档。")
+    # temperature [0, 1], top_p [0.01, 1] (docs.bigmodel.cn/api-reference, 对话补全); code 1210
+    # "API 调用参数有误，请检查文档。" (docs.bigmodel.cn 错误码).
+    if _out_of_range(call.body, "temperature", 0.0, 1.0) or _out_of_range(
+        call.body, "top_p", 0.01, 1.0
+    ):
+        raise ApiError(400, "1210", "API 调用参数有误，请检查文档。")
+
+
+def _qianfan_check(call: Call) -> None:
+    _alternating_check(call)
+    # ERNIE: temperature (0, 1], top_p [0, 1] (cloud.baidu.com/doc/qianfan-api/s/3m7of64lb;
+    # message unverified).
+    if str(call.body.get("model") or "").lower().startswith("ernie"):
+        for name, open_low in (("temperature", True), ("top_p", False)):
+            if _out_of_range(call.body, name, 0.0, 1.0, open_low=open_low):
+                raise ApiError(400, "invalid_argument", f"the value of {name} is out of range")
+
+
+def _minimax_check(call: Call) -> None:
+    """chatcompletion_v2: temperature and top_p in (0, 1] (platform.minimaxi.com/document/
+    ChatCompletion v2); 2013 "invalid params" (message tail unverified)."""
+    for name in ("temperature", "top_p"):
+        if _out_of_range(call.body, name, 0.0, 1.0, open_low=True):
+            raise ApiError(400, "2013", f"invalid params, {name} must be in (0, 1]")
+
+
+def _baichuan_check(call: Call) -> None:
+    """temperature [0, 1], top_p [0, 1) (platform.baichuan-ai.com/docs/api; wording
+    unverified)."""
+    if _out_of_range(call.body, "temperature", 0.0, 1.0) or _out_of_range(
+        call.body, "top_p", 0.0, 1.0, open_high=True
+    ):
+        raise ApiError(400, "invalid_request_error", "parameter temperature or top_p is invalid")
+
+
+# tool_choice "required" / named: doubao-seed-1.6 and later only (volcengine.com/docs/82379/
+# 1494384, tool_choice; message unverified).
+_ARK_FORCED_TOOLS = re.compile(r"doubao-seed-(?:1[-.][6-9]|[2-9])")
+
+
+def _ark_check(call: Call) -> None:
+    model = str(call.body.get("model") or "")
+    if _is_forced(call.body.get("tool_choice")) and not _ARK_FORCED_TOOLS.match(model):
+        raise ApiError(
+            400,
+            "InvalidParameter",
+            f"The parameter `tool_choice` specified in the request is not valid for model {model}",
+        )
+
+
+# OpenAI's reasoning models (o-series, gpt-5 except -chat): max_completion_tokens only, and only
+# the default temperature/top_p (platform.openai.com/docs/guides/reasoning; messages as the API
+# writes them, learn.microsoft.com/azure/ai-foundry/openai/how-to/reasoning).
+_REASONING_MODELS = re.compile(r"o\d+(?:-|$)|gpt-5(?!-chat)")
+
+
+def _reasoning_model_check(model: str, body: Mapping[str, Any]) -> None:
+    if not _REASONING_MODELS.match(model):
+        return
+    if "max_tokens" in body:
+        raise ApiError(
+            400,
+            "unsupported_parameter",
+            "Unsupported parameter: 'max_tokens' is not supported with this model. "
+            "Use 'max_completion_tokens' instead.",
+        )
+    for name in ("temperature", "top_p"):
+        if body.get(name) not in (None, 1):
+            raise ApiError(
+                400,
+                "unsupported_value",
+                f"Unsupported value: '{name}' does not support {body[name]} with this model. "
+                "Only the default (1) value is supported.",
+            )
+
+
+def _openai_check(call: Call) -> None:
+    _reasoning_model_check(str(call.body.get("model") or ""), call.body)
 
 
 def _alternating_check(call: Call) -> None:
@@ -319,8 +514,12 @@ def _alternating_check(call: Call) -> None:
 
 
 def _azure_check(call: Call) -> None:
-    if not call.query.get("api-version"):
+    """Dated deployments path: api-version required (404 otherwise); v1 path: none needed, the
+    deployment is the body's `model` (learn.microsoft.com/azure/ai-foundry/openai/
+    api-version-lifecycle)."""
+    if call.deployment is not None and not call.query.get("api-version"):
         raise ApiError(404, "404", "Resource not found")
+    _reasoning_model_check(call.deployment or str(call.body.get("model") or ""), call.body)
 
 
 def _request_id(prefix: str) -> Callable[[str], dict[str, Any]]:
@@ -335,6 +534,7 @@ _OPENAI = Profile(
     auth_error=(401, "invalid_api_key", "Incorrect API key provided."),
     error_body=_openai_error,
     json_word_required=True,
+    check=_openai_check,
 )
 
 PROFILES: dict[str, Profile] = {
@@ -354,6 +554,7 @@ PROFILES: dict[str, Profile] = {
         error_body=_azure_error,
         json_word_required=True,
         check=_azure_check,
+        extra_base_paths=("/openai/v1",),
         rate_limit_headers={"retry-after": "6", "retry-after-ms": "6000"},
         prompt_filter_chunk=True,
         embedding_dimension=1536,
@@ -372,8 +573,9 @@ PROFILES: dict[str, Profile] = {
         response_formats=frozenset({"json_object"}),
         json_word_required=True,
         max_stop=16,
-        check=_deepseek_check,
+        check=_deepseek_rules,
         thinking=_deepseek_thinking,
+        cache_usage="deepseek",
     ),
     "moonshot": Profile(
         name="moonshot",
@@ -385,6 +587,9 @@ PROFILES: dict[str, Profile] = {
         usage_mode="in_choice",
         tool_choices=frozenset({"auto", "none"}),
         response_formats=frozenset({"json_object"}),
+        check=_moonshot_check,
+        thinking=_moonshot_thinking,
+        cache_usage="top_level",
     ),
     "zhipu": Profile(
         name="zhipu",
@@ -399,8 +604,12 @@ PROFILES: dict[str, Profile] = {
         response_formats=frozenset({"json_object"}),
         max_stop=1,
         check=_zhipu_check,
+        search_results=_zhipu_web_search,
         thinking=_thinking_type,
         embedding_batch_limits={"embedding-3": 64, "embedding-2": 16},
+        # docs.bigmodel.cn/api-reference 文本嵌入 (message unverified)
+        embedding_text_limits={"embedding-3": (None, 3072), "embedding-2": (None, 512)},
+        embedding_too_long=("1214", "1214", "input 长度超过模型限制"),
         embedding_batch_default=64,
         embedding_dimension=2048,
     ),
@@ -412,8 +621,20 @@ PROFILES: dict[str, Profile] = {
         auth_error=(401, "invalid_iam_token", "IAM Certification failed"),
         error_body=_qianfan_error,
         max_stop=4,
-        check=_alternating_check,
+        check=_qianfan_check,
         embedding_batch_limits={"tao-8k": 1},
+        # cloud.baidu.com/doc/qianfan-api/s/Fm7u3ropn; codes from the v2 error-code page
+        embedding_text_limits={
+            "embedding-v1": (1000, 384),
+            "bge-large-zh": (2000, 512),
+            "bge-large-en": (2000, 512),
+            "tao-8k": (28000, 8192),
+        },
+        embedding_too_long=(
+            "characters_too_long",
+            "tokens_too_long",
+            "input text is too long",
+        ),
         embedding_batch_default=16,
         embedding_dimension=384,
     ),
@@ -428,9 +649,24 @@ PROFILES: dict[str, Profile] = {
             "The API key or AK/SK in the request is missing or invalid.",
         ),
         error_body=_ark_error,
+        check=_ark_check,
         thinking=_thinking_type,
         embedding_batch_default=256,
         embedding_dimension=2560,
+        # volcengine.com/docs/82379/1521766 (message unverified)
+        embedding_text_limits={
+            name: (None, 4096)
+            for name in (
+                "doubao-embedding",
+                "doubao-embedding-text-240515",
+                "doubao-embedding-text-240715",
+            )
+        },
+        embedding_too_long=(
+            "InvalidParameter",
+            "InvalidParameter",
+            "The input text exceeds the maximum length of the model",
+        ),
     ),
     "minimax": Profile(
         name="minimax",
@@ -449,6 +685,7 @@ PROFILES: dict[str, Profile] = {
         envelope=lambda rid: {"base_resp": {"status_code": 0, "status_msg": ""}},
         tool_choices=frozenset({"auto", "none"}),
         response_formats=frozenset({"json_schema"}),
+        check=_minimax_check,
         sse_done=False,  # unverified: the closing snapshot ends the stream
         embedding_style="minimax",
         embedding_batch_default=16,  # unverified
@@ -463,6 +700,7 @@ PROFILES: dict[str, Profile] = {
         usage_mode="final_chunk",
         tool_choices=frozenset({"auto"}),
         response_formats=frozenset(),
+        check=_baichuan_check,
         embedding_batch_default=16,
     ),
     "spark": Profile(
@@ -478,6 +716,11 @@ PROFILES: dict[str, Profile] = {
         embeddings_path=None,
         tool_choices=frozenset({"auto"}),
         response_formats=frozenset(),
+        # Tool calls come back as tool_calls only with `tool_calls_switch: true`
+        # (www.xfyun.cn/doc/spark/HTTP调用文档.html); otherwise as JSON text in content.
+        tools_as_text=lambda body: (
+            bool(body.get("tools")) and body.get("tool_calls_switch") is not True
+        ),
     ),
 }
 

@@ -3,7 +3,9 @@
 It answers OpenAI-shaped messages (``{"role", "content", ...}``) and OpenAI function tools with
 a `Reply`, so that any client can be exercised end to end without scripting every turn:
 
-* a forced tool (``tool_choice`` names a function, or is "required"/"any") is always called;
+* a forced tool (``tool_choice`` names a function, or is "required"/"any") is always called,
+  and so is a tool when a system message says the answer must call one (a model that follows
+  its instructions);
   with ``tool_choice`` "auto" a tool is called when the last message is the user's and it
   mentions the tool's name or a salient word of it ("weather" for ``get_weather``), or gives
   enough numbers for a tool that only takes numbers ("what is 2+3?" for ``add(a, b)``);
@@ -25,7 +27,7 @@ import math
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 from langchain_chatchat.testing.script import Reply, ToolCallReply
 
@@ -143,8 +145,10 @@ class Responder:
             text = "The result is " + "; ".join(r.strip().rstrip(".") for r in results) + "."
             reasoning = "The tool has answered, so I will report its result."
         else:
-            text = _json_answer(messages, user_text, response_format)
-            if text is None:
+            answer = _json_answer(messages, user_text, response_format)
+            if answer is not None:
+                text = answer
+            else:
                 text = (
                     f"Hello! You said: {user_text}"
                     if user_text.strip()
@@ -172,7 +176,7 @@ def _tool_calls(
         chosen = [forced] if isinstance(forced, str) else []
     elif isinstance(tool_choice, str) and tool_choice in functions:
         chosen = [tool_choice]
-    elif tool_choice in ("required", "any"):
+    elif tool_choice in ("required", "any") or _instructed_to_call(messages):
         chosen = (_mentioned(functions, user_text) or list(functions))[:1]
     elif messages and messages[-1].get("role") == "user":
         mentioned = _mentioned(functions, user_text)
@@ -187,6 +191,16 @@ def _tool_calls(
         )
         for name in chosen
     ]
+
+
+def _instructed_to_call(messages: Sequence[Message]) -> bool:
+    """A system message that says the model must call a tool."""
+    return any(
+        m.get("role") == "system"
+        and re.search(r"\bmust\b.*\bcall", message_text(m), re.IGNORECASE | re.DOTALL)
+        and "tool" in message_text(m).lower()
+        for m in messages
+    )
 
 
 def _trailing_tool_results(messages: Sequence[Message]) -> list[str]:
@@ -352,14 +366,14 @@ def _synthesize(
 
 def _bounded(value: float | None, schema: Mapping[str, Any], *, integer: bool) -> float | int:
     """``value`` (or a default) moved inside the schema's bounds."""
-    lows = [schema.get("minimum")] + [
+    lows = [b for b in [schema.get("minimum")] if _is_number(b)] + [
         b + 1 for b in [schema.get("exclusiveMinimum")] if _is_number(b)
     ]
-    highs = [schema.get("maximum")] + [
+    highs = [b for b in [schema.get("maximum")] if _is_number(b)] + [
         b - 1 for b in [schema.get("exclusiveMaximum")] if _is_number(b)
     ]
-    low = max((b for b in lows if _is_number(b)), default=None)
-    high = min((b for b in highs if _is_number(b)), default=None)
+    low = max(lows, default=None)
+    high = min(highs, default=None)
     result = 1 if value is None else value
     if high is not None and result > high:
         result = high
@@ -368,7 +382,7 @@ def _bounded(value: float | None, schema: Mapping[str, Any], *, integer: bool) -
     return round(result) if integer else result
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 

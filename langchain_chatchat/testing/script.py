@@ -42,7 +42,8 @@ class Reply:
 
     * ``finish_reason``: ``None`` means "tool_calls" when there are tool calls, else "stop";
     * ``usage``: ``None`` means computed from the emulator's tokenizer; otherwise a mapping with
-      ``input_tokens`` / ``output_tokens`` (and optionally ``reasoning_tokens``);
+      ``input_tokens`` / ``output_tokens`` (and optionally ``reasoning_tokens`` and
+      ``cached_tokens``, the prompt tokens read from the provider's cache);
     * ``first_chunk_delay`` / ``chunk_delay``: seconds before the first / each later streamed chunk
       (for non-streaming requests, ``first_chunk_delay`` delays the whole response);
     * ``drop_after_chunks``: close the TCP connection after that many streamed chunks, without a

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import socket
 import threading
 import time
@@ -104,7 +105,7 @@ class BackgroundServer:
             ws="none",
             log_config=None,
             access_log=False,
-            timeout_graceful_shutdown=self._graceful_shutdown,
+            timeout_graceful_shutdown=math.ceil(self._graceful_shutdown),
         )
         self._server = _Server(config)
         self._thread = threading.Thread(

@@ -216,7 +216,7 @@ class SparkEmbeddingEmulator(EmulatorBase):
             )
         encoded = ((body.get("payload") or {}).get("messages") or {}).get("text")
         try:
-            document = json.loads(base64.b64decode(encoded, validate=True))
+            document = json.loads(base64.b64decode(encoded or "", validate=True))
             messages = document["messages"]
             text = messages[-1]["content"]
         except (TypeError, ValueError, KeyError, IndexError, binascii.Error):

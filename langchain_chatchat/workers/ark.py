@@ -1,11 +1,12 @@
 """Volcengine Ark (火山方舟): Doubao models and custom endpoint ids (`ep-...`), OpenAI-style v3 API.
 
-Transport: httpx via the OpenAI-compatible worker. The official `volcengine-python-sdk[ark]`
+Transport: HTTPTransport via the OpenAI-compatible worker. The official `volcengine-python-sdk[ark]`
 has an async client, but it wraps this same wire format and pulls in a large dependency tree.
 """
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
 from langchain_chatchat.workers.endpoint import Endpoint
@@ -17,12 +18,19 @@ from langchain_chatchat.workers.errors import (
     PermissionDeniedError,
     RateLimitError,
 )
+from langchain_chatchat.workers.limits import TextLimit
 from langchain_chatchat.workers.openai_compatible import (
     OpenAICompatibleEmbeddingWorker,
     OpenAICompatibleWorker,
+    ToolChoiceMode,
 )
 
 DEFAULT_BASE_URL = "https://ark.cn-beijing.volces.com/api/v3"
+# tool_choice "required" and a named function are documented for doubao-seed-1.6 and later only
+# (www.volcengine.com/docs/82379/1494384, 对话(Chat) API: tool_choice); other models — and
+# endpoint ids, whose model cannot be seen — take "auto"/"none" (unverified which older models
+# refuse it: the stricter reading).
+_FORCED_TOOLS = re.compile(r"doubao-seed-(?:1[-.][6-9]|[2-9])")
 
 
 ARK = Endpoint(
@@ -54,12 +62,24 @@ ARK = Endpoint(
 
 
 class ArkWorker(OpenAICompatibleWorker):
-    """Doubao chat, vision and thinking models (reasoning_content; `thinking={"type": ...}`)."""
+    """Doubao chat, vision and thinking models (reasoning_content; `thinking={"type":
+    "enabled"|"disabled"|"auto"}`, `reasoning_effort`)."""
 
     endpoint: ClassVar[Endpoint] = ARK
+
+    def tool_choice_forms(self, model: str) -> frozenset[ToolChoiceMode]:
+        if _FORCED_TOOLS.match(model):
+            return self.tool_choices
+        return frozenset({"auto", "none"})
 
 
 class ArkEmbeddingWorker(OpenAICompatibleEmbeddingWorker):
-    """Doubao text embeddings (doubao-embedding-*)."""
+    """Doubao text embeddings (doubao-embedding-*: 4096 tokens per text, volcengine.com/docs/
+    82379/1521766; the large and vision models' own limits are not checked)."""
 
     endpoint: ClassVar[Endpoint] = ARK
+    text_limits: ClassVar = {
+        "doubao-embedding": TextLimit(tokens=4096),
+        "doubao-embedding-text-240515": TextLimit(tokens=4096),
+        "doubao-embedding-text-240715": TextLimit(tokens=4096),
+    }

@@ -1,12 +1,12 @@
 """Azure OpenAI: OpenAI's wire format on a resource/deployment path with an api-version query.
 
-Transport: httpx via the OpenAI-compatible worker (the `openai` SDK's AzureOpenAI speaks the
+Transport: HTTPTransport via the OpenAI-compatible worker (the `openai` SDK's AzureOpenAI speaks the
 same protocol; httpx keeps the runtime dependencies lean).
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from langchain_chatchat.workers.endpoint import Auth, Endpoint
 from langchain_chatchat.workers.errors import (
@@ -21,13 +21,20 @@ from langchain_chatchat.workers.openai_compatible import (
     OpenAICompatibleEmbeddingWorker,
     OpenAICompatibleWorker,
 )
+from langchain_chatchat.workers.types import ChatRequest, EmbeddingRequest
 
 DEFAULT_API_VERSION = "2024-10-21"
+V1_API_VERSION = "v1"
+"""Selects Azure's v1 GA API: `{endpoint}/openai/v1/...`, no api-version query, the deployment
+named in the body's `model` (learn.microsoft.com/azure/ai-foundry/openai/api-version-lifecycle,
+"API evolution": the v1 API needs no api-version)."""
 
 
 class AzureAuth(Auth):
     """`api-key` header, or an Entra ID (AAD) bearer token; `?api-version=`; requests go to
-    `{azure_endpoint}/openai/deployments/{deployment}` unless a base_url is given."""
+    `{azure_endpoint}/openai/deployments/{deployment}` unless a base_url is given — or, with
+    `api_version="v1"` (or an endpoint ending in /openai/v1), to `{azure_endpoint}/openai/v1`
+    with no api-version and the deployment as the body's `model`."""
 
     def __init__(
         self,
@@ -45,11 +52,16 @@ class AzureAuth(Auth):
             )
         super().__init__(api_key)
         self._ad_token = azure_ad_token
-        self._deployment_url = (
-            f"{azure_endpoint.rstrip('/')}/openai/deployments/{deployment}"
-            if azure_endpoint and deployment
-            else None
-        )
+        endpoint = (azure_endpoint or "").rstrip("/")
+        self.v1 = api_version == V1_API_VERSION or endpoint.endswith("/openai/v1")
+        self.deployment = deployment
+        if self.v1:
+            v1_root = endpoint if endpoint.endswith("/openai/v1") else f"{endpoint}/openai/v1"
+            self._deployment_url = v1_root if endpoint and deployment else None
+        else:
+            self._deployment_url = (
+                f"{endpoint}/openai/deployments/{deployment}" if endpoint and deployment else None
+            )
         self.api_version = api_version or DEFAULT_API_VERSION
 
     def base_url(self, configured: str | None) -> str:
@@ -68,7 +80,11 @@ class AzureAuth(Auth):
         return {"Authorization": f"Bearer {self._ad_token}"}
 
     def params(self) -> dict[str, str]:
-        return {"api-version": self.api_version}
+        return {} if self.v1 else {"api-version": self.api_version}
+
+    def body_model(self, model: str) -> str:
+        """The body's `model`: on the v1 path it names the deployment."""
+        return (self.deployment or model) if self.v1 else model
 
 
 AZURE = Endpoint(
@@ -91,10 +107,15 @@ AZURE = Endpoint(
 
 
 class AzureOpenAIWorker(OpenAICompatibleWorker):
-    """Chat on an Azure OpenAI deployment (the deployment, not `model`, picks the model).
-    Streams may open with a `choices: []` chunk carrying prompt_filter_results."""
+    """Chat on an Azure OpenAI deployment (the deployment, not `model`, picks the model; `model`
+    names the model for the reasoning-model rules). Streams may open with a `choices: []` chunk
+    carrying prompt_filter_results."""
 
     endpoint: ClassVar[Endpoint] = AZURE
+
+    def adjust_payload(self, payload: dict[str, Any], request: ChatRequest) -> dict[str, Any]:
+        payload["model"] = self.auth.body_model(request.model)  # type: ignore[attr-defined]
+        return payload
 
 
 class AzureOpenAIEmbeddingWorker(OpenAICompatibleEmbeddingWorker):
@@ -102,3 +123,8 @@ class AzureOpenAIEmbeddingWorker(OpenAICompatibleEmbeddingWorker):
 
     endpoint: ClassVar[Endpoint] = AZURE
     default_batch_size: ClassVar[int] = 2048
+
+    def embedding_payload(self, request: EmbeddingRequest) -> dict[str, Any]:
+        payload = super().embedding_payload(request)
+        payload["model"] = self.auth.body_model(request.model)  # type: ignore[attr-defined]
+        return payload

@@ -1,4 +1,4 @@
-"""The provider-neutral worker: what Chatchat's ApiModelWorker should have been.
+"""The provider-neutral worker.
 
 A provider subclass declares its message rules and implements two transport methods
 (`_call`, `_acall`) that yield incremental `ChatDelta`s and raise typed `ChatchatError`s.
@@ -12,6 +12,7 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import ClassVar, Literal
 
 from langchain_chatchat.workers.errors import BadRequestError
@@ -157,7 +158,7 @@ class ChatWorker(WorkerBase, ABC):
             if message.role == "tool" and not message.tool_call_id:
                 raise self._bad_messages("a tool message needs the tool_call_id it answers")
         if isinstance(message.content, list) and not rules.images:
-            kinds = {part.get("type") for part in message.content} - {"text"}
+            kinds = {str(part.get("type")) for part in message.content} - {"text"}
             if kinds:
                 raise self._bad_messages(
                     f"{self.provider} text models accept only text content, got {sorted(kinds)}"
@@ -223,7 +224,7 @@ class EmbeddingWorker(WorkerBase, ABC):
 
     def embed(self, request: EmbeddingRequest, batch_size: int | None = None) -> EmbeddingResult:
         results = [
-            retry_call(self.retry_policy, lambda batch=batch: self._embed_batch(batch))
+            retry_call(self.retry_policy, partial(self._embed_batch, batch))
             for batch in self._batches(request, batch_size)
         ]
         return _join(results, request.model)

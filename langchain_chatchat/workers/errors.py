@@ -90,6 +90,7 @@ class ChatchatError(Exception):
             self.status_code = status_code
         if retryable is not None:
             self.retryable = retryable
+        self.is_retryable = self.retryable  # langchain-core's name for it
 
     def __str__(self) -> str:
         parts = [self.message]
@@ -106,10 +107,6 @@ class ChatchatError(Exception):
         if details:
             parts.append(f"({details})")
         return " ".join(parts)
-
-    @property
-    def is_retryable(self) -> bool:  # langchain-core's name for `retryable`
-        return self.retryable
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Keep keyword-only attributes through pickling (multiprocessing, LangServe)."""

@@ -1,6 +1,6 @@
 """MiniMax: the current chat API (`/v1/text/chatcompletion_v2`) and `embo-01` embeddings.
 
-Transport: httpx via the OpenAI-compatible worker (MiniMax has no maintained Python SDK).
+Transport: HTTPTransport via the OpenAI-compatible worker (MiniMax has no maintained Python SDK).
 
 MiniMax differs from OpenAI in three places, all handled here:
 - failures can come back as HTTP 200 with `base_resp: {status_code, status_msg}` (also inside
@@ -21,7 +21,6 @@ from langchain_chatchat.workers.errors import (
     AuthenticationError,
     BadRequestError,
     ContentFilterError,
-    ContextLengthError,
     ErrorTable,
     PermissionDeniedError,
     RateLimitError,
@@ -36,6 +35,7 @@ from langchain_chatchat.workers.openai_compatible import (
     ToolChoiceMode,
     tool_call_delta,
 )
+from langchain_chatchat.workers.sampling import SamplingRanges
 from langchain_chatchat.workers.streaming import _new_suffix
 from langchain_chatchat.workers.types import ChatDelta, EmbeddingRequest, EmbeddingResult
 
@@ -69,18 +69,19 @@ MINIMAX = Endpoint(
     base_url_env="MINIMAX_BASE_URL",
     auth=MiniMaxAuth,
     body_error=_base_resp_error,
-    # From MiniMax's reference: 1000 unknown, 1001 timeout, 1002 rate limit, 1004 auth, 1008
-    # balance, 1024/1033 internal, 1026/1027 sensitive input/output, 1039 token limit, 2013 bad
-    # parameters, 2049 invalid API key.
+    # From MiniMax's reference (platform.minimaxi.com/document/error_code): 1000 unknown, 1001
+    # timeout, 1002 rate limit, 1004 auth, 1008 balance, 1013/1024/1033 internal, 1026/1027
+    # sensitive input/output, 1039 tokens-per-minute limit, 1041 connection limit, 2013 bad
+    # parameters, 2045 rate-growth limit, 2049 invalid API key, 2056 usage limit (quota: not
+    # retryable).
     errors=ErrorTable(
         {
-            **dict.fromkeys(("1000", "1024", "1033"), UpstreamServerError),
+            **dict.fromkeys(("1000", "1013", "1024", "1033"), UpstreamServerError),
             "1001": UpstreamTimeoutError,
-            "1002": RateLimitError,
+            **dict.fromkeys(("1002", "1039", "1041", "2045"), RateLimitError),
             **dict.fromkeys(("1004", "2049"), AuthenticationError),
-            "1008": PermissionDeniedError,
+            **dict.fromkeys(("1008", "2056"), PermissionDeniedError),
             **dict.fromkeys(("1026", "1027"), ContentFilterError),
-            "1039": ContextLengthError,
             "2013": BadRequestError,
         }
     ),
@@ -89,13 +90,23 @@ MINIMAX = Endpoint(
 
 class MiniMaxWorker(OpenAICompatibleWorker):
     """MiniMax-M1 / MiniMax-Text-01 / abab models: tools ("auto"/"none"), reasoning_content,
-    JSON schema output (MiniMax-Text-01)."""
+    JSON schema output (MiniMax-Text-01).
+
+    chatcompletion_v2 (platform.minimaxi.com/document/ChatCompletion v2) documents
+    `max_completion_tokens` (max_tokens is deprecated), temperature in (0, 1] and top_p in
+    (0, 1]; 0 is sent as 0.01 (2013 "invalid params" otherwise)."""
 
     endpoint: ClassVar[Endpoint] = MINIMAX
     chat_path: ClassVar[str] = "/text/chatcompletion_v2"
     include_usage_option: ClassVar[bool] = False
     tool_choices: ClassVar[frozenset[ToolChoiceMode]] = frozenset({"auto", "none"})
     response_formats: ClassVar[frozenset[ResponseFormat]] = frozenset({"json_schema"})
+
+    def sampling_ranges(self, model: str) -> SamplingRanges:
+        return {"temperature": (0.01, 1.0), "top_p": (0.01, 1.0)}
+
+    def max_tokens_field(self, model: str) -> str:
+        return "max_completion_tokens"
 
     def delta_from_choice(self, choice: dict[str, Any], reader: StreamReader) -> ChatDelta:
         if "delta" in choice or not isinstance(choice.get("message"), Mapping):

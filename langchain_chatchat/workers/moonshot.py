@@ -1,13 +1,14 @@
 """Moonshot AI (Kimi): OpenAI-style chat at api.moonshot.cn/v1.
 
-Transport: httpx via the OpenAI-compatible worker (Moonshot documents the OpenAI SDK and has no
-SDK of its own). Quirks handled by the base: streamed usage arrives inside the finishing choice
-(`choices[0].usage`), cached tokens as a top-level `cached_tokens`.
+Transport: HTTPTransport via the OpenAI-compatible worker (Moonshot documents the OpenAI SDK
+and has no SDK of its own). Quirks handled by the base: streamed usage arrives inside the
+finishing choice (`choices[0].usage`), cached tokens as a top-level `cached_tokens`.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+import re
+from typing import ClassVar, Literal
 
 from langchain_chatchat.workers.endpoint import Endpoint
 from langchain_chatchat.workers.errors import (
@@ -26,6 +27,10 @@ from langchain_chatchat.workers.openai_compatible import (
 )
 
 DEFAULT_BASE_URL = "https://api.moonshot.cn/v1"
+INTERNATIONAL_BASE_URL = "https://api.moonshot.ai/v1"
+# kimi-k2.5 and later document max_completion_tokens; max_tokens is deprecated there
+# (platform.moonshot.cn/docs/api/chat, "max_tokens: deprecated, use max_completion_tokens").
+_MAX_COMPLETION_TOKENS = re.compile(r"kimi-k(?:2\.[5-9]|[3-9])")
 
 
 MOONSHOT = Endpoint(
@@ -52,8 +57,17 @@ MOONSHOT = Endpoint(
 
 class MoonshotWorker(OpenAICompatibleWorker):
     """Kimi / moonshot-v1 models. `tool_choice` "required" is not accepted (it becomes "auto");
-    a named tool is forced by offering only that tool."""
+    a named tool is forced by offering only that tool.
+
+    Thinking models (kimi-k2-thinking, kimi-k2.5+ with `thinking` on) need each assistant
+    tool-call turn sent back with its `reasoning_content` (400 "thinking is enabled but
+    reasoning_content is missing in assistant tool call message at index N",
+    platform.moonshot.cn/docs/guide/use-kimi-k2-thinking-model), so it is echoed."""
 
     endpoint: ClassVar[Endpoint] = MOONSHOT
     tool_choices: ClassVar[frozenset[ToolChoiceMode]] = frozenset({"auto", "none"})
     response_formats: ClassVar[frozenset[ResponseFormat]] = frozenset({"json_object"})
+    echo_reasoning: ClassVar[Literal["never", "tool_calls", "always"]] = "tool_calls"
+
+    def max_tokens_field(self, model: str) -> str:
+        return "max_completion_tokens" if _MAX_COMPLETION_TOKENS.match(model) else "max_tokens"

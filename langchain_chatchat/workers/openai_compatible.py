@@ -8,7 +8,11 @@ hook here, plus the provider's `Endpoint` (identity, auth, error codes; see endp
 - where: `chat_path`, `embeddings_path`;
 - what they accept: `message_rules`, `tool_choices`, `response_formats`, `max_stop`,
   `include_usage_option`, `echo_reasoning`, and `adjust_payload()` for the rest;
-- what they send back: `delta_from_choice()` for streams that are not plain deltas.
+- the provider's documented request rules: `sampling_ranges()` (clamped),
+  `max_tokens_field()`, `tool_choice_forms()`, `thinking_mode()` / `disable_thinking()` (no
+  forced tools while thinking), `reasoning_models` (OpenAI o-series / gpt-5 parameters);
+- what they send back: `delta_from_choice()` for streams that are not plain deltas,
+  `metadata_keys` for reply fields worth passing on (web-search results).
 
 This module only translates (payload in, deltas out); bytes travel through the worker's
 `Transport`. Streams yield incremental deltas; usage and the finish reason are held back and
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, ClassVar, Literal
 
@@ -30,6 +35,13 @@ from langchain_chatchat.workers.errors import (
     BadRequestError,
     UpstreamConnectionError,
     UpstreamServerError,
+)
+from langchain_chatchat.workers.limits import TextLimit, check_texts
+from langchain_chatchat.workers.sampling import (
+    SamplingRanges,
+    clamp_sampling,
+    is_forced,
+    unforce_tools,
 )
 from langchain_chatchat.workers.streaming import ToolCallHeaders
 from langchain_chatchat.workers.types import (
@@ -68,7 +80,15 @@ _FINISH_REASONS: dict[str, FinishReason] = {
     "function_call": "tool_calls",
     "content_filter": "content_filter",
     "sensitive": "content_filter",
+    # GLM: the prompt plus the reply reached the context window (docs.bigmodel.cn, 对话补全
+    # finish_reason) — a cut-off reply, like "length".
+    "model_context_window_exceeded": "length",
 }
+# DeepSeek (api-docs.deepseek.com, chat completion finish_reason): the reply was interrupted by
+# the inference system; Zhipu's network_error: the model side failed mid-reply. The text so far
+# is incomplete, so the call fails (retryable).
+_INTERRUPTED = frozenset({"insufficient_system_resource", "aborted", "network_error"})
+_STANDARD_FINISH = frozenset({"stop", "length", "tool_calls", "content_filter", "null"})
 
 
 class OpenAICompatibleWorker(HTTPWorker, ChatWorker):
@@ -90,10 +110,60 @@ class OpenAICompatibleWorker(HTTPWorker, ChatWorker):
     """How many stop sequences the provider accepts (None: no documented limit)."""
     echo_reasoning: ClassVar[Literal["never", "tool_calls", "always"]] = "never"
     """Whether earlier reasoning_content goes back to the provider in assistant turns."""
+    reasoning_models: ClassVar[re.Pattern[str] | None] = re.compile(r"o\d+(?:-|$)|gpt-5(?!-chat)")
+    """Models that take `max_completion_tokens` and only the default temperature/top_p: OpenAI's
+    o-series and gpt-5 reasoning models, on OpenAI and Azure (platform.openai.com/docs/api-reference
+    /chat/create: max_tokens "is not compatible with o-series models"; learn.microsoft.com/azure/
+    ai-foundry/openai/how-to/reasoning: "max_tokens ... use max_completion_tokens", temperature
+    and top_p not supported)."""
+    metadata_keys: ClassVar[tuple[str, ...]] = ()
+    """Top-level reply fields passed on in `response_metadata` (e.g. Zhipu's `web_search`)."""
+
+    # -- provider rules (overridden per provider) ---------------------------------------------
+    def sampling_ranges(self, model: str) -> SamplingRanges:
+        """The temperature / top_p ranges `model` accepts; values outside are clamped."""
+        return {}
+
+    def max_tokens_field(self, model: str) -> str:
+        """The name the provider documents for the output-token limit of `model`."""
+        if self.reasoning_models is not None and self.reasoning_models.match(model):
+            return "max_completion_tokens"
+        return "max_tokens"
+
+    def tool_choice_forms(self, model: str) -> frozenset[ToolChoiceMode]:
+        """The tool_choice forms `model` accepts (`tool_choices` unless a provider narrows it)."""
+        return self.tool_choices
+
+    def thinking_mode(self, request: ChatRequest) -> Literal["off", "switchable", "always"]:
+        """Whether `request` runs with thinking on ("switchable": on, but it can be turned off
+        for one call; "always": a thinking-only model). Thinking models refuse forced tools."""
+        return "off"
+
+    def disable_thinking(self, payload: dict[str, Any]) -> None:
+        """Turn thinking off in `payload` (for a call that forces a tool)."""
+
+    def response_extras(self, body: Mapping[str, Any], raw_finish: Any = None) -> dict[str, Any]:
+        """What of a reply (or chunk) goes to `response_metadata` besides the standard fields:
+        `metadata_keys`, and the provider's own finish reason when it is not a standard one."""
+        extras = {key: body[key] for key in self.metadata_keys if body.get(key)}
+        if isinstance(raw_finish, str) and raw_finish not in _STANDARD_FINISH:
+            extras["provider_finish_reason"] = raw_finish
+        return extras
 
     # -- request translation -----------------------------------------------------------------
     def prepare(self, request: ChatRequest) -> ChatRequest:
         request = super().prepare(request)
+        request = clamp_sampling(request, self.sampling_ranges(request.model), self.provider)
+        if self.reasoning_models is not None and self.reasoning_models.match(request.model):
+            for name in ("temperature", "top_p"):
+                if getattr(request, name) not in (None, 1):
+                    # OpenAI: "Unsupported value: 'temperature' does not support 0.2 with this
+                    # model. Only the default (1) value is supported."
+                    raise BadRequestError(
+                        f"{request.model} is a reasoning model: {name} must be left unset (or 1)",
+                        provider=self.provider,
+                        param=name,
+                    )
         if request.stop and self.max_stop is not None and len(request.stop) > self.max_stop:
             raise BadRequestError(
                 f"{self.provider} accepts at most {self.max_stop} stop sequence(s), got {len(request.stop)}",
@@ -120,16 +190,29 @@ class OpenAICompatibleWorker(HTTPWorker, ChatWorker):
         }
         if request.stream and self.include_usage_option:
             payload["stream_options"] = {"include_usage": True}
-        for name in ("temperature", "top_p", "max_tokens", "seed", "response_format", "user"):
+        for name in ("temperature", "top_p", "seed", "response_format", "user"):
             value = getattr(request, name)
             if value is not None:
                 payload[name] = value
+        if request.max_tokens is not None:
+            payload[self.max_tokens_field(request.model)] = request.max_tokens
         if request.stop:
             payload["stop"] = request.stop
         if request.tools:
-            payload.update(self.convert_tool_choice(request.tools, request.tool_choice))
+            payload.update(
+                self.convert_tool_choice(
+                    request.tools, request.tool_choice, self.tool_choice_forms(request.model)
+                )
+            )
         payload.update(request.extra)
         payload.update(model=request.model, messages=messages, stream=request.stream)
+        if is_forced(payload.get("tool_choice")):
+            mode = self.thinking_mode(request)
+            if mode == "switchable":
+                logger.debug("%s: thinking off for a call that forces a tool", self.provider)
+                self.disable_thinking(payload)
+            elif mode == "always":
+                unforce_tools(payload, self.provider)
         return self.adjust_payload(payload, request)
 
     def adjust_payload(self, payload: dict[str, Any], request: ChatRequest) -> dict[str, Any]:
@@ -161,7 +244,10 @@ class OpenAICompatibleWorker(HTTPWorker, ChatWorker):
         return item
 
     def convert_tool_choice(
-        self, tools: list[dict[str, Any]], choice: str | None
+        self,
+        tools: list[dict[str, Any]],
+        choice: str | None,
+        allowed: frozenset[ToolChoiceMode] | None = None,
     ) -> dict[str, Any]:
         """`tools` and `tool_choice` in the forms this provider accepts.
 
@@ -169,7 +255,7 @@ class OpenAICompatibleWorker(HTTPWorker, ChatWorker):
         is offered, with "required" or "auto" — the closest the provider allows. "required"
         falls back to "auto", and "none" without support withdraws the tools altogether.
         """
-        allowed = self.tool_choices
+        allowed = self.tool_choices if allowed is None else allowed
         if choice is None:
             return {"tools": tools}
         if choice == "none" and "none" not in allowed:
@@ -249,14 +335,16 @@ class OpenAICompatibleWorker(HTTPWorker, ChatWorker):
             tool_call_delta(call, position)
             for position, call in enumerate(message.get("tool_calls") or [])
         ]
+        raw_finish = choice.get("finish_reason")
         return ChatDelta(
             text=_content_text(message.get("content")),
             reasoning=_reasoning_text(message),
             tool_calls=calls,
-            finish_reason=self.finish_reason(choice.get("finish_reason"), bool(calls)) or "stop",
+            finish_reason=self.finish_reason(raw_finish, bool(calls)) or "stop",
             usage=parse_usage(body.get("usage") or choice.get("usage")),
             request_id=self.request_id_of(body, headers),
             model=body.get("model") or request.model,
+            metadata=self.response_extras(body, raw_finish),
         )
 
     def delta_from_choice(self, choice: dict[str, Any], reader: StreamReader) -> ChatDelta:
@@ -274,16 +362,18 @@ class OpenAICompatibleWorker(HTTPWorker, ChatWorker):
     def finish_reason(self, raw: Any, has_tool_calls: bool = False) -> FinishReason | None:
         if not raw or raw == "null":
             return None
-        if raw == "network_error":  # Zhipu: the model side failed mid-reply
+        if raw in _INTERRUPTED:
             raise UpstreamServerError(
-                f"{self.provider} reported a network error mid-reply", provider=self.provider
+                f"{self.provider} interrupted the reply (finish_reason {raw!r})",
+                provider=self.provider,
+                code=str(raw),
             )
         reason = _FINISH_REASONS.get(str(raw))
-        if reason is None:
-            logger.debug(
-                "%s sent unknown finish_reason %r; treating it as stop", self.provider, raw
+        if reason is None:  # never let an unknown ending pass for a complete answer
+            logger.warning(
+                "%s sent unknown finish_reason %r; reporting it as length", self.provider, raw
             )
-            reason = "stop"
+            reason = "length"
         return "tool_calls" if reason == "stop" and has_tool_calls else reason
 
 
@@ -304,6 +394,7 @@ class StreamReader:
         self._headers = ToolCallHeaders()
         self._indexes: dict[str, int] = {}
         self.tool_calls_seen = False
+        self.metadata: dict[str, Any] = {}
 
     def feed(self, data: str | bytes) -> Iterator[ChatDelta]:
         raw = data.encode() if isinstance(data, str) else data
@@ -322,6 +413,8 @@ class StreamReader:
         self.request_id = self.worker.request_id_of(chunk) or self.request_id
         self.model = chunk.get("model") or self.model
         choices = chunk.get("choices") or []
+        raw_finish = choices[0].get("finish_reason") if choices else None
+        self.metadata.update(self.worker.response_extras(chunk, raw_finish))
         usage = parse_usage(chunk.get("usage") or (choices[0].get("usage") if choices else None))
         if usage is not None:
             self.usage = usage  # the latest wins: some providers send running totals
@@ -344,6 +437,7 @@ class StreamReader:
             usage=self.usage,
             request_id=self.request_id,
             model=self.model,
+            metadata=self.metadata,
         )
 
     def finish(self) -> Iterator[ChatDelta]:
@@ -378,9 +472,17 @@ class OpenAICompatibleEmbeddingWorker(HTTPWorker, EmbeddingWorker):
     embeddings_path: ClassVar[str] = "/embeddings"
     default_batch_size: ClassVar[int] = 256
     batch_limits: ClassVar[Mapping[str, int]] = {}
+    text_limits: ClassVar[Mapping[str, TextLimit]] = {}
+    """Documented per-text limits by model, checked before sending (see `limits`)."""
 
     def batch_limit(self, model: str) -> int:
         return self.batch_limits.get(model, self.default_batch_size)
+
+    def _batches(self, request: EmbeddingRequest, batch_size: int | None) -> list[EmbeddingRequest]:
+        check_texts(
+            request.texts, self.text_limits.get(request.model), request.model, self.provider
+        )
+        return super()._batches(request, batch_size)
 
     def embedding_payload(self, request: EmbeddingRequest) -> dict[str, Any]:
         payload: dict[str, Any] = {"model": request.model, "input": request.texts}
@@ -449,12 +551,14 @@ def parse_usage(raw: Any) -> Usage | None:
         if isinstance(completion_details, Mapping)
         else None
     )
+    if cached is None:  # Moonshot / DashScope: top level; DeepSeek: prompt_cache_hit_tokens
+        cached = raw.get("cached_tokens", raw.get("prompt_cache_hit_tokens"))
     return Usage(
         input_tokens=prompt,
         output_tokens=completion,
         total_tokens=total,
         reasoning_tokens=reasoning,
-        cached_tokens=cached if cached is not None else raw.get("cached_tokens"),
+        cached_tokens=cached,
     )
 
 

@@ -1,10 +1,8 @@
 """Prompt strings → chat messages, for the legacy `/v1/completions` path.
 
-FastChat-era clients send one prompt string rendered from a conversation template. Chatchat
-0.2 split it with `prompt.split(sep)[1:-1]`, which dropped the system prompt (the text before
-the first role marker) and, when the prompt did not end with an open assistant turn, the last
-user turn. Here the system prompt and every turn are kept; only an *empty* trailing assistant
-turn (the "your turn" cue) is dropped.
+Completion clients send one prompt string rendered from a conversation template. The system
+prompt (the text before the first role marker) and every turn are kept; only an *empty*
+trailing assistant turn (the "your turn" cue) is dropped.
 
 Two shapes are recognised:
 - ChatML: `<|im_start|>role\\ncontent<|im_end|>`;

@@ -1,7 +1,7 @@
 """Baidu Qianfan (ERNIE) through the current OpenAI-style v2 API with bearer API keys.
 
-Transport: httpx via the OpenAI-compatible worker. The `qianfan` SDK targets the older
-AK/SK + access-token API (the one Chatchat 0.2 called) and is heavy; v2 needs neither.
+Transport: HTTPTransport via the OpenAI-compatible worker. The `qianfan` SDK targets the older
+AK/SK + access-token API and is heavy; v2 needs neither.
 """
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ from langchain_chatchat.workers.errors import (
     PermissionDeniedError,
     RateLimitError,
 )
+from langchain_chatchat.workers.limits import TextLimit
 from langchain_chatchat.workers.openai_compatible import (
     OpenAICompatibleEmbeddingWorker,
     OpenAICompatibleWorker,
     ResponseFormat,
 )
+from langchain_chatchat.workers.sampling import SamplingRanges
 
 DEFAULT_BASE_URL = "https://qianfan.baidubce.com/v2"
 
@@ -51,8 +53,7 @@ QIANFAN = Endpoint(
 
 class QianfanWorker(OpenAICompatibleWorker):
     """ERNIE chat. ERNIE conversations alternate user/assistant after the system prompt, so
-    back-to-back user (or assistant) turns are merged — Chatchat 0.2 sent them as they were and
-    then crashed on the error body (`KeyError: 'choices'`) on the second turn."""
+    back-to-back user (or assistant) turns are merged instead of being refused upstream."""
 
     endpoint: ClassVar[Endpoint] = QIANFAN
     message_rules: ClassVar[MessageRules] = MessageRules(
@@ -63,9 +64,20 @@ class QianfanWorker(OpenAICompatibleWorker):
     )
     max_stop: ClassVar[int] = 4
 
+    def sampling_ranges(self, model: str) -> SamplingRanges:
+        """ERNIE: temperature in (0, 1] — 0 is refused — and top_p in [0, 1] (cloud.baidu.com/
+        doc/qianfan-api/s/3m7of64lb, 对话Chat V2 请求参数); 0 is sent as 0.01. Other models on
+        Qianfan follow their own ranges and are left alone."""
+        if model.lower().startswith("ernie"):
+            return {"temperature": (0.01, 1.0), "top_p": (0.0, 1.0)}
+        return {}
+
 
 class QianfanEmbeddingWorker(OpenAICompatibleEmbeddingWorker):
-    """Qianfan embeddings: at most 16 texts per request (tao-8k: one)."""
+    """Qianfan embeddings: at most 16 texts per request (tao-8k: one); per text, embedding-v1
+    384 tokens / 1000 characters, bge-large-zh/en 512 tokens / 2000 characters, tao-8k 8192
+    tokens / 28000 characters (cloud.baidu.com/doc/qianfan-api/s/Fm7u3ropn, 向量Embeddings;
+    tao-8k's character count unverified)."""
 
     endpoint: ClassVar[Endpoint] = QIANFAN
     default_batch_size: ClassVar[int] = 16
@@ -74,4 +86,10 @@ class QianfanEmbeddingWorker(OpenAICompatibleEmbeddingWorker):
         "bge-large-zh": 16,
         "bge-large-en": 16,
         "tao-8k": 1,
+    }
+    text_limits: ClassVar = {
+        "embedding-v1": TextLimit(chars=1000, tokens=384),
+        "bge-large-zh": TextLimit(chars=2000, tokens=512),
+        "bge-large-en": TextLimit(chars=2000, tokens=512),
+        "tao-8k": TextLimit(chars=28000, tokens=8192),
     }

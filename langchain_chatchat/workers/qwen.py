@@ -23,11 +23,12 @@ from dashscope.client.base_api import BaseAioApi
 try:  # newer SDKs keep one aiohttp session per event loop, and never close it themselves
     from dashscope.api_entities.aio_session import close_shared_aio_session
 except ImportError:  # older SDKs open a session per call: nothing stays open
-    close_shared_aio_session = None
+    close_shared_aio_session = None  # type: ignore[assignment]  # checked before each use
 
 from langchain_chatchat.workers.base import ChatWorker, EmbeddingWorker
 from langchain_chatchat.workers.errors import (
     AuthenticationError,
+    BadRequestError,
     ChatchatError,
     ContentFilterError,
     ErrorTable,
@@ -39,6 +40,8 @@ from langchain_chatchat.workers.errors import (
     UpstreamTimeoutError,
     retry_after_seconds,
 )
+from langchain_chatchat.workers.limits import TextLimit, check_texts
+from langchain_chatchat.workers.sampling import clamp_sampling, is_forced, unforce_tools
 from langchain_chatchat.workers.streaming import CumulativeToIncremental, ToolCallHeaders
 from langchain_chatchat.workers.types import (
     ChatDelta,
@@ -50,16 +53,43 @@ from langchain_chatchat.workers.types import (
     WorkerMessage,
 )
 
+# DashScope's documented endpoints (help.aliyun.com/zh/model-studio/regions; the `dashscope`
+# SDK's common/env.py and set_region() build the same hosts). The native API is under /api/v1;
+# the OpenAI-compatible mode under /compatible-mode/v1 (use ChatOpenAICompatible there).
 DEFAULT_BASE_URL = "https://dashscope.aliyuncs.com/api/v1"
+INTERNATIONAL_BASE_URL = "https://dashscope-intl.aliyuncs.com/api/v1"  # Singapore
+US_BASE_URL = "https://dashscope-us.aliyuncs.com/api/v1"  # Virginia (unverified host name)
+COMPATIBLE_MODE_BASE_URL = "https://dashscope.aliyuncs.com/compatible-mode/v1"
+INTERNATIONAL_COMPATIBLE_MODE_BASE_URL = "https://dashscope-intl.aliyuncs.com/compatible-mode/v1"
+
+
+def workspace_base_url(workspace_id: str, region: str, *, compatible_mode: bool = False) -> str:
+    """A Model Studio workspace's own endpoint (`{workspace}.{region}.maas.aliyuncs.com`), as the
+    SDK's `dashscope.set_region(region, workspace_id)` builds it."""
+    root = f"https://{workspace_id}.{region}.maas.aliyuncs.com"
+    return f"{root}/compatible-mode/v1" if compatible_mode else f"{root}/api/v1"
+
+
 PROVIDER = "qwen"
+# qwen-api-reference, finish_reason: "stop", "length", "tool_calls" ("null" while generating).
+_FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter"})
 # Open-source Qwen3 checkpoints and the QwQ/QVQ reasoning models only answer over a stream.
 _STREAM_ONLY = re.compile(r"^(qwq|qvq)|^qwen3(\.\d+)?-(\d+(\.\d+)?b|\d+b-a\d+b)", re.IGNORECASE)
+# Thinking-only models; and the open-source Qwen3 hybrids, which think unless told not to
+# (help.aliyun.com/zh/model-studio/deep-thinking: enable_thinking defaults to true for the
+# open-source Qwen3 models, false for the commercial ones).
+_THINKING_ONLY = re.compile(r"^(qwq|qvq)|-thinking|^deepseek-r1", re.IGNORECASE)
+_THINKING_BY_DEFAULT = re.compile(r"^qwen3(\.\d+)?-(\d+(\.\d+)?b|\d+b-a\d+b)$", re.IGNORECASE)
+# Sampling ranges of the native API (help.aliyun.com/zh/model-studio/qwen-api-reference:
+# temperature [0, 2), top_p (0, 1]); values outside are clamped to these.
+_SAMPLING_RANGES = {"temperature": (0.0, 1.99), "top_p": (0.01, 1.0)}
 
 
 class _DashScopeClient:
     """Credentials and endpoint shared by the chat and embedding workers."""
 
     provider = PROVIDER
+    timeout: float | None  # set by the worker base class
 
     def _init_client(self, api_key: str | None, base_url: str | None) -> None:
         if not api_key:
@@ -77,15 +107,31 @@ class _DashScopeClient:
 
     def _sdk_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"api_key": self._api_key, "base_address": self.base_url}
-        if self.timeout is not None:  # type: ignore[attr-defined]
-            kwargs["request_timeout"] = self.timeout  # type: ignore[attr-defined]
+        if self.timeout is not None:
+            kwargs["request_timeout"] = self.timeout
         return kwargs
 
 
 class QwenWorker(_DashScopeClient, ChatWorker):
+    """Qwen over DashScope's native text-generation API.
+
+    - tool_choice is "auto", "none" or a named function (qwen-api-reference: tool_choice; the
+      API answers "required" with 400 'tool_choice is one of the strings that should be
+      ["none", "auto"]'): "any"/"required" forces the tool when exactly one is bound; with
+      several (no documented form says "any of these") it is "auto" plus a system instruction
+      to call one of them (`ANY_TOOL_INSTRUCTION`) — the model is asked, not forced;
+    - thinking mode refuses a forced tool and JSON output (deep-thinking guide): on a hybrid
+      model such a call runs with thinking off; a thinking-only model (QwQ, *-thinking) is
+      offered only the forced tool with "auto", and JSON output is a typed error there.
+    """
+
     def __init__(self, *, api_key: str | None, base_url: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._init_client(api_key, base_url)
+
+    def prepare(self, request: ChatRequest) -> ChatRequest:
+        request = super().prepare(request)
+        return clamp_sampling(request, _SAMPLING_RANGES, PROVIDER)
 
     # -- request translation ---------------------------------------------------------------
     def _payload(self, request: ChatRequest) -> dict[str, Any]:
@@ -117,17 +163,21 @@ class QwenWorker(_DashScopeClient, ChatWorker):
             payload["tools"] = request.tools
             if request.tool_choice is not None:
                 payload["tool_choice"] = _tool_choice(request.tool_choice, request.tools)
+                if request.tool_choice == "required" and payload["tool_choice"] == "auto":
+                    _add_system_instruction(payload["messages"], ANY_TOOL_INSTRUCTION)
         if request.user:
             extra.setdefault("user", request.user)
         payload.update(extra)  # enable_search, enable_thinking, thinking_budget, ...
         payload.update(fixed)  # extra never overrides the messages, key, URL or timeout
+        _fit_json_schema(payload)
+        _fit_thinking(payload)
         return payload
 
     # -- transport ----------------------------------------------------------------------------
     def _call(self, request: ChatRequest) -> Iterator[ChatDelta]:
         payload = self._payload(request)
         with _transport_errors():
-            response = Generation.call(**payload)
+            response: Any = Generation.call(**payload)  # a generator when streaming
             if not payload["stream"]:
                 yield _delta_from_response(_checked(response), request.model, final=True)
                 return
@@ -142,7 +192,7 @@ class QwenWorker(_DashScopeClient, ChatWorker):
     async def _acall(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
         payload = self._payload(request)
         with _transport_errors():
-            response = await AioGeneration.call(**payload)
+            response: Any = await AioGeneration.call(**payload)  # an async generator when streaming
             if not payload["stream"]:
                 yield _delta_from_response(_checked(response), request.model, final=True)
                 return
@@ -167,12 +217,15 @@ class _StreamReader:
         self._model = model
         self._converter = CumulativeToIncremental() if cumulative else None
         self._headers = ToolCallHeaders()
+        self._metadata: dict[str, Any] = {}
         self.finished = False
 
     def read(self, response: Any) -> Iterator[ChatDelta]:
         delta = _delta_from_response(response, self._model, final=False)
         if self._converter is not None:
             delta = self._converter.convert(delta)
+        self._metadata.update(delta.metadata)  # search_info may come before the last chunk
+        delta.metadata = self._metadata if delta.finish_reason else {}
         delta.tool_calls = self._headers.dedupe(delta.tool_calls)
         if delta.finish_reason is None:
             delta.usage = None
@@ -204,8 +257,14 @@ def _delta_from_response(response: Any, model: str, *, final: bool) -> ChatDelta
         finish_reason = output.get("finish_reason")
     if isinstance(text, list):  # multimodal-style content parts
         text = "".join(part.get("text", "") for part in text)
+    metadata: dict[str, Any] = {}
+    if output.get("search_info"):  # enable_search with search_options.enable_source
+        metadata["search_info"] = output["search_info"]
     if finish_reason in (None, "null", ""):
         finish_reason = "stop" if final else None
+    elif finish_reason not in _FINISH_REASONS:  # never pass an unknown ending off as complete
+        metadata["provider_finish_reason"] = finish_reason
+        finish_reason = "length"
     tool_calls = []
     for position, call in enumerate(raw_calls):
         function = call.get("function") or {}
@@ -225,6 +284,7 @@ def _delta_from_response(response: Any, model: str, *, final: bool) -> ChatDelta
         usage=_usage(response.usage),
         request_id=response.request_id or None,
         model=model,
+        metadata=metadata,
     )
 
 
@@ -235,12 +295,13 @@ def _usage(raw: Any) -> Usage | None:
     output_tokens = raw.get("output_tokens") or 0
     details = raw.get("output_tokens_details") or {}
     prompt_details = raw.get("prompt_tokens_details") or {}
+    cached = prompt_details.get("cached_tokens")
     return Usage(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         total_tokens=raw.get("total_tokens") or input_tokens + output_tokens,
         reasoning_tokens=details.get("reasoning_tokens"),
-        cached_tokens=prompt_details.get("cached_tokens"),
+        cached_tokens=raw.get("cached_tokens") if cached is None else cached,
     )
 
 
@@ -267,13 +328,71 @@ def _to_dashscope_messages(messages: list[WorkerMessage]) -> list[dict[str, Any]
     return converted
 
 
+ANY_TOOL_INSTRUCTION = (
+    "You must answer by calling one of the provided tools; do not reply with text alone."
+)
+"""Added to the system prompt when a request forces "any" of several tools, which DashScope's
+tool_choice cannot express."""
+
+
 def _tool_choice(choice: str, tools: list[dict[str, Any]]) -> Any:
-    """DashScope's tool_choice: "auto", "none", "required", or a function object to force one."""
-    if choice == "required" and len(tools) == 1:
-        choice = tools[0]["function"]["name"]
-    if choice in ("auto", "none", "required"):
+    """DashScope's tool_choice: "auto", "none", or a function object to force one ("required"
+    over several tools becomes "auto"; the caller adds `ANY_TOOL_INSTRUCTION`)."""
+    if choice in ("auto", "none"):
         return choice
+    if choice == "required":
+        if len(tools) != 1:
+            return "auto"
+        choice = tools[0]["function"]["name"]
     return {"type": "function", "function": {"name": choice}}
+
+
+def _add_system_instruction(messages: list[dict[str, Any]], instruction: str) -> None:
+    if messages and messages[0]["role"] == "system":
+        messages[0] = {**messages[0], "content": f"{messages[0]['content']}\n\n{instruction}"}
+    else:
+        messages.insert(0, {"role": "system", "content": instruction})
+
+
+# json_schema output is documented for these models only (help.aliyun.com/zh/model-studio/
+# json-mode; unverified for models the page does not list: the stricter reading).
+_JSON_SCHEMA_MODELS = re.compile(r"^(qwen3-max|qwen-plus|qwen-flash)", re.IGNORECASE)
+
+
+def _fit_json_schema(payload: dict[str, Any]) -> None:
+    """Elsewhere, ask for a JSON object and give the schema in the system prompt."""
+    response_format = payload.get("response_format") or {}
+    if response_format.get("type") != "json_schema" or _JSON_SCHEMA_MODELS.match(payload["model"]):
+        return
+    schema = (response_format.get("json_schema") or {}).get("schema", {})
+    instruction = (
+        "Answer with a single JSON object that conforms to this JSON schema:\n"
+        + json.dumps(schema, ensure_ascii=False)
+    )
+    _add_system_instruction(payload["messages"], instruction)
+    payload["response_format"] = {"type": "json_object"}
+
+
+def _fit_thinking(payload: dict[str, Any]) -> None:
+    """Make a call that forces a tool or asks for JSON acceptable to a thinking model."""
+    model, enable = payload["model"], payload.get("enable_thinking")
+    always = bool(_THINKING_ONLY.search(model))
+    thinking = always or enable is True or (enable is None and _THINKING_BY_DEFAULT.match(model))
+    kind = (payload.get("response_format") or {}).get("type")
+    wants_json = kind in ("json_object", "json_schema")
+    if not thinking or not (is_forced(payload.get("tool_choice")) or wants_json):
+        return
+    if not always:
+        payload["enable_thinking"] = False
+        return
+    if wants_json:
+        raise BadRequestError(
+            f"{model} always thinks, and DashScope gives no JSON output in thinking mode; "
+            "use with_structured_output(method='function_calling') or a non-thinking model",
+            provider=PROVIDER,
+            param="response_format",
+        )
+    unforce_tools(payload, PROVIDER)
 
 
 # -- errors ------------------------------------------------------------------------------------
@@ -285,7 +404,9 @@ def _checked(response: Any) -> Any:
 
 QWEN_ERRORS = ErrorTable(
     # DashScope's error-code reference; dotted codes ("Throttling.RateQuota",
-    # "AccessDenied.Unpurchased") also match their first part.
+    # "AccessDenied.Unpurchased", "InternalError.Algo") also match their first part.
+    # InternalError*, ModelServingError and ModelUnavailable are the service side failing:
+    # retryable, even when they arrive inside a stream with a 4xx-looking status.
     {
         "InvalidApiKey": AuthenticationError,
         "AccessDenied": PermissionDeniedError,
@@ -296,6 +417,9 @@ QWEN_ERRORS = ErrorTable(
         "ModelNotFound": NotFoundError,
         "Model.NotFound": NotFoundError,
         "RequestTimeOut": UpstreamTimeoutError,
+        "InternalError": UpstreamServerError,
+        "ModelServingError": UpstreamServerError,
+        "ModelUnavailable": UpstreamServerError,
     },
     messages=[(re.compile("model not exist", re.IGNORECASE), NotFoundError)],
 )
@@ -303,7 +427,7 @@ QWEN_ERRORS = ErrorTable(
 
 def _error_from_response(response: Any) -> ChatchatError:
     status = int(response.status_code)
-    return QWEN_ERRORS.error(
+    error = QWEN_ERRORS.error(
         status,
         response.message or f"DashScope returned HTTP {status}",
         code=response.code or None,
@@ -311,6 +435,9 @@ def _error_from_response(response: Any) -> ChatchatError:
         request_id=response.request_id or None,
         retry_after=retry_after_seconds(getattr(response, "headers", None) or {}),
     )
+    if isinstance(error, UpstreamServerError) and error.status_code < 500:
+        error.status_code = 503
+    return error
 
 
 @contextlib.contextmanager
@@ -341,6 +468,13 @@ _BATCH_LIMITS = {
     "text-embedding-v3": 10,
     "text-embedding-v4": 10,
 }
+# Tokens per text (help.aliyun.com/zh/model-studio/text-embedding-synchronous-api).
+_TEXT_LIMITS = {
+    "text-embedding-v1": TextLimit(tokens=2048),
+    "text-embedding-v2": TextLimit(tokens=2048),
+    "text-embedding-v3": TextLimit(tokens=8192),
+    "text-embedding-v4": TextLimit(tokens=8192),
+}
 
 
 class QwenEmbeddingWorker(_DashScopeClient, EmbeddingWorker):
@@ -352,6 +486,10 @@ class QwenEmbeddingWorker(_DashScopeClient, EmbeddingWorker):
 
     def batch_limit(self, model: str) -> int:
         return _BATCH_LIMITS.get(model, self.default_batch_size)
+
+    def _batches(self, request: EmbeddingRequest, batch_size: int | None) -> list[EmbeddingRequest]:
+        check_texts(request.texts, _TEXT_LIMITS.get(request.model), request.model, PROVIDER)
+        return super()._batches(request, batch_size)
 
     def _parameters(self, request: EmbeddingRequest) -> dict[str, Any]:
         parameters: dict[str, Any] = {"text_type": request.text_type, **request.extra}
@@ -375,7 +513,7 @@ class QwenEmbeddingWorker(_DashScopeClient, EmbeddingWorker):
                 model=request.model,
                 input={"texts": request.texts},
                 task_group="embeddings",
-                task=TextEmbedding.task,
+                task=TextEmbedding.task,  # type: ignore[attr-defined]  # a class attribute the SDK's annotations omit
                 function="text-embedding",
                 **self._parameters(request),
                 **self._sdk_kwargs(),

@@ -1,8 +1,7 @@
 """iFlytek Spark (讯飞星火) through its OpenAI-style HTTP API.
 
-Transport: httpx via the OpenAI-compatible worker. The legacy HMAC-signed websocket protocol
-(what Chatchat 0.2 used) is not implemented; the HTTP API covers the same models (lite,
-generalv3 = Pro, pro-128k, generalv3.5 = Max, max-32k, 4.0Ultra).
+The legacy HMAC-signed websocket protocol is not implemented; the HTTP API covers the same
+models (lite, generalv3 = Pro, pro-128k, generalv3.5 = Max, max-32k, 4.0Ultra).
 
 Spark answers every request — errors included — with a body carrying `code` (0 on success),
 `message` and `sid`; in-stream errors come the same way inside the SSE data.
@@ -30,6 +29,7 @@ from langchain_chatchat.workers.openai_compatible import (
     ResponseFormat,
     ToolChoiceMode,
 )
+from langchain_chatchat.workers.types import ChatRequest
 
 DEFAULT_BASE_URL = "https://spark-api-open.xf-yun.com/v1"
 
@@ -75,10 +75,18 @@ SPARK = Endpoint(
 
 class SparkWorker(OpenAICompatibleWorker):
     """Bearer `APIPassword` (or `APIKey:APISecret`). Tools on Max / 4.0Ultra with "auto" choice
-    only; text only; usage on the final chunk. Errors: `SPARK_ERRORS`."""
+    only; text only; usage on the final chunk. Errors: `SPARK_ERRORS`.
+
+    Tools need `tool_calls_switch: true` (www.xfyun.cn/doc/spark/HTTP调用文档.html, 请求参数):
+    without it the model writes its tool call as JSON text in `content`."""
 
     endpoint: ClassVar[Endpoint] = SPARK
     message_rules: ClassVar[MessageRules] = MessageRules(images=False)
     include_usage_option: ClassVar[bool] = False
     tool_choices: ClassVar[frozenset[ToolChoiceMode]] = frozenset({"auto"})
     response_formats: ClassVar[frozenset[ResponseFormat]] = frozenset()
+
+    def adjust_payload(self, payload: dict[str, Any], request: ChatRequest) -> dict[str, Any]:
+        if payload.get("tools"):
+            payload["tool_calls_switch"] = True
+        return payload

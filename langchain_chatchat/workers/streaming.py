@@ -10,12 +10,10 @@ logger = logging.getLogger(__name__)
 
 
 def _new_suffix(previous: str, current: str) -> str:
-    """What `current` adds to `previous`.
-
-    Chatchat 0.2 computed this with `current.replace(previous, "")`, which returns "" for
-    "haha" after "ha". Slicing by length is the correct rule; when a provider rewrites earlier
-    text (rare, e.g. after a filter) only the part past the common prefix is new to the caller.
-    """
+    """What `current` adds to `previous`: the part past `previous`'s length (never a
+    `str.replace`, which would swallow repeated text such as "ha" + "ha"). When a provider
+    rewrites earlier text (rare, e.g. after a filter) only the part past the common prefix is
+    new to the caller."""
     if current.startswith(previous):
         return current[len(previous) :]
     common = 0
@@ -81,6 +79,7 @@ class CumulativeToIncremental:
             usage=cumulative.usage,
             request_id=cumulative.request_id,
             model=cumulative.model,
+            metadata=cumulative.metadata,
         )
 
 
@@ -108,6 +107,8 @@ class ResultBuilder:
         result.usage = delta.usage or result.usage
         result.request_id = result.request_id or delta.request_id
         result.model = delta.model or result.model
+        if delta.metadata:
+            result.metadata.update(delta.metadata)
 
     def build(self) -> WorkerResult:
         result = self.result

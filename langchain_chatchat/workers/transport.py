@@ -20,6 +20,7 @@ import contextlib
 import threading
 import weakref
 from collections.abc import (
+    AsyncGenerator,
     AsyncIterator,
     Awaitable,
     Callable,
@@ -29,7 +30,7 @@ from collections.abc import (
     Sequence,
 )
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypedDict, runtime_checkable
 
 import aiohttp
 import httpx
@@ -48,43 +49,37 @@ class HTTPRequest:
 
 
 @dataclass(frozen=True)
-class HTTPReply:
-    """A whole reply: status, headers (case-insensitive where the library gives them so) and body."""
+class ReplyHead:
+    """Status and headers (case-insensitive where the library gives them so)."""
 
     status: int
     headers: Mapping[str, str]
+
+    @property
+    def is_event_stream(self) -> bool:
+        return self.status < 400 and "text/event-stream" in (self.headers.get("content-type") or "")
+
+
+@dataclass(frozen=True)
+class HTTPReply(ReplyHead):
+    """A whole reply."""
+
     body: bytes
 
-    @property
-    def is_event_stream(self) -> bool:
-        return is_event_stream(self.status, self.headers)
 
-
-@dataclass
-class StreamingReply:
+@dataclass(frozen=True)
+class StreamingReply(ReplyHead):
     """A reply whose body is read as it arrives (`chunks`), for SSE."""
 
-    status: int
-    headers: Mapping[str, str]
     chunks: Iterator[bytes]
-
-    @property
-    def is_event_stream(self) -> bool:
-        return is_event_stream(self.status, self.headers)
 
     def read(self) -> bytes:
         return b"".join(self.chunks)
 
 
-@dataclass
-class AsyncStreamingReply:
-    status: int
-    headers: Mapping[str, str]
+@dataclass(frozen=True)
+class AsyncStreamingReply(ReplyHead):
     chunks: AsyncIterator[bytes]
-
-    @property
-    def is_event_stream(self) -> bool:
-        return is_event_stream(self.status, self.headers)
 
     async def read(self) -> bytes:
         return b"".join([chunk async for chunk in self.chunks])
@@ -107,10 +102,6 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
     async def aclose(self) -> None: ...
-
-
-def is_event_stream(status: int, headers: Mapping[str, str]) -> bool:
-    return status < 400 and "text/event-stream" in (headers.get("content-type") or "")
 
 
 # -- SSE ---------------------------------------------------------------------------------------
@@ -176,7 +167,7 @@ class HTTPTransport:
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
         self._sessions: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, tuple[aiohttp.ClientSession, AsyncIterator[None]]
+            asyncio.AbstractEventLoop, tuple[aiohttp.ClientSession, AsyncGenerator[None, None]]
         ] = weakref.WeakKeyDictionary()
 
     @property
@@ -192,7 +183,7 @@ class HTTPTransport:
             return self._client
 
     def _httpx_request(self, request: HTTPRequest) -> httpx.Request:
-        headers = {"Content-Type": "application/json", **request.headers}
+        headers = _with_content_type(request.headers)
         return self._httpx().build_request(
             "POST", request.url, content=request.body, headers=headers, params=request.params
         )
@@ -231,10 +222,10 @@ class HTTPTransport:
         self._sessions[loop] = (session, guard)
         return session
 
-    def _aiohttp_kwargs(self, request: HTTPRequest) -> dict[str, object]:
+    def _aiohttp_options(self, request: HTTPRequest) -> _AiohttpOptions:
         return {
             "data": request.body,
-            "headers": {"Content-Type": "application/json", **request.headers},
+            "headers": _with_content_type(request.headers),
             "params": dict(request.params) or None,
             "timeout": aiohttp.ClientTimeout(
                 total=None,
@@ -247,14 +238,14 @@ class HTTPTransport:
     async def apost(self, request: HTTPRequest) -> HTTPReply:
         session = await self._session()
         with self._errors():
-            async with session.post(request.url, **self._aiohttp_kwargs(request)) as response:
+            async with session.post(request.url, **self._aiohttp_options(request)) as response:
                 return HTTPReply(response.status, response.headers, await response.read())
 
     @contextlib.asynccontextmanager
     async def astream(self, request: HTTPRequest) -> AsyncIterator[AsyncStreamingReply]:
         session = await self._session()
         with self._errors():
-            async with session.post(request.url, **self._aiohttp_kwargs(request)) as response:
+            async with session.post(request.url, **self._aiohttp_options(request)) as response:
                 yield AsyncStreamingReply(
                     response.status, response.headers, response.content.iter_any()
                 )
@@ -262,7 +253,7 @@ class HTTPTransport:
     async def aclose(self) -> None:
         entry = self._sessions.pop(asyncio.get_running_loop(), None)
         if entry is not None:
-            await entry[0].close()
+            await entry[1].aclose()  # runs the guard's `finally`: closes the session
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
@@ -278,10 +269,25 @@ class HTTPTransport:
             ) from error
 
 
-async def _close_at_loop_shutdown(session: aiohttp.ClientSession) -> AsyncIterator[None]:
+class _AiohttpOptions(TypedDict):
+    data: bytes
+    headers: dict[str, str]
+    params: dict[str, str] | None
+    timeout: aiohttp.ClientTimeout
+
+
+def _with_content_type(headers: Mapping[str, str]) -> dict[str, str]:
+    """`headers` with a JSON content type unless they name one (in any letter case)."""
+    if any(name.lower() == "content-type" for name in headers):
+        return dict(headers)
+    return {"Content-Type": "application/json", **headers}
+
+
+async def _close_at_loop_shutdown(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
+    """Suspended once started; the loop's `shutdown_asyncgens()` (or `aclose`) runs its
+    `finally`, closing the session on its own loop before that loop closes."""
     try:
         yield
-        await asyncio.Future()  # never resumed: closed by the loop's shutdown_asyncgens()
     finally:
         await session.close()
 

@@ -104,6 +104,9 @@ class ChatDelta:
     usage: Usage | None = None
     request_id: str | None = None
     model: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """Provider facts for `response_metadata` (the raw finish reason when it was mapped, web
+    search results, ...); carried by the final delta."""
 
 
 @dataclass
@@ -117,6 +120,7 @@ class WorkerResult:
     usage: Usage | None = None
     request_id: str | None = None
     model: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Zhipu AI (BigModel, GLM-4 family) through its OpenAI-style v4 API.
 
-Transport: httpx via the OpenAI-compatible worker. The `zhipuai` SDK's async API is a polling
+Transport: HTTPTransport via the OpenAI-compatible worker. The `zhipuai` SDK's async API is a polling
 task API rather than asyncio streaming, so httpx gives a truly async stream instead.
 
 Authentication follows Zhipu's docs for non-SDK callers: the `{id}.{secret}` API key is signed
@@ -30,12 +30,14 @@ from langchain_chatchat.workers.errors import (
     RateLimitError,
     UpstreamServerError,
 )
+from langchain_chatchat.workers.limits import TextLimit
 from langchain_chatchat.workers.openai_compatible import (
     OpenAICompatibleEmbeddingWorker,
     OpenAICompatibleWorker,
     ResponseFormat,
     ToolChoiceMode,
 )
+from langchain_chatchat.workers.sampling import SamplingRanges
 from langchain_chatchat.workers.types import WorkerMessage
 
 DEFAULT_BASE_URL = "https://open.bigmodel.cn/api/paas/v4"
@@ -88,12 +90,14 @@ ZHIPU = Endpoint(
     auth=ZhipuAuth,
     # `{"error": {"code": "1214", "message": ...}}` with the business codes of Zhipu's error
     # reference (1000-1004 auth, 1110-1121 account, 1210-1234 call, 1261 prompt too long,
-    # 1301 unsafe content, 1302-1305 rate/quota).
+    # 1301 unsafe content, 1302-1305 rate/quota, 1308-1310 usage/plan limits reached — quota
+    # errors that waiting a moment does not cure, so not retryable).
     errors=ErrorTable(
         {
             **dict.fromkeys(("1000", "1001", "1002", "1003", "1004"), AuthenticationError),
             **dict.fromkeys(
-                ("1110", "1111", "1112", "1113", "1121", "1220", "1304"), PermissionDeniedError
+                ("1110", "1111", "1112", "1113", "1121", "1220", "1304", "1308", "1309", "1310"),
+                PermissionDeniedError,
             ),
             **dict.fromkeys(("1211", "1221", "1222"), NotFoundError),
             **dict.fromkeys(("500", "1120", "1230", "1234"), UpstreamServerError),
@@ -112,7 +116,11 @@ class ZhipuWorker(OpenAICompatibleWorker):
     - tool_choice accepts only "auto": a forced tool is sent as the only tool offered;
     - one stop word; JSON mode but no json_schema;
     - usage always comes on the final stream chunk, so stream_options is not sent;
-    - a conversation must contain a user turn (not only system/assistant turns).
+    - a conversation must contain a user turn (not only system/assistant turns);
+    - temperature in [0, 1] and top_p in [0.01, 1] (docs.bigmodel.cn/api-reference 对话补全;
+      else 400 code 1210): values outside are clamped, as the `zhipuai` SDK's
+      chat/completions.py clamps them;
+    - finish_reason `model_context_window_exceeded` is a cut-off reply ("length").
     """
 
     endpoint: ClassVar[Endpoint] = ZHIPU
@@ -120,6 +128,12 @@ class ZhipuWorker(OpenAICompatibleWorker):
     tool_choices: ClassVar[frozenset[ToolChoiceMode]] = frozenset({"auto"})
     response_formats: ClassVar[frozenset[ResponseFormat]] = frozenset({"json_object"})
     max_stop: ClassVar[int] = 1
+    metadata_keys: ClassVar = ("web_search",)
+    """The web_search tool's results (docs.bigmodel.cn 网络搜索: a top-level `web_search` list
+    of {title, link, content, media, icon, refer}) reach `response_metadata["web_search"]`."""
+
+    def sampling_ranges(self, model: str) -> SamplingRanges:
+        return {"temperature": (0.0, 1.0), "top_p": (0.01, 1.0)}
 
     def validate_messages(self, messages: list[WorkerMessage]) -> list[WorkerMessage]:
         messages = super().validate_messages(messages)
@@ -131,8 +145,13 @@ class ZhipuWorker(OpenAICompatibleWorker):
 
 
 class ZhipuEmbeddingWorker(OpenAICompatibleEmbeddingWorker):
-    """embedding-3 (64 texts per request, dimensions 256/512/1024/2048) and embedding-2."""
+    """embedding-3 (64 texts per request, dimensions 256/512/1024/2048, 3072 tokens per text) and
+    embedding-2 (512 tokens per text, 8K per request) — docs.bigmodel.cn/api-reference 文本嵌入."""
 
     endpoint: ClassVar[Endpoint] = ZHIPU
     default_batch_size: ClassVar[int] = 64
     batch_limits: ClassVar = {"embedding-3": 64, "embedding-2": 16}
+    text_limits: ClassVar = {
+        "embedding-3": TextLimit(tokens=3072),
+        "embedding-2": TextLimit(tokens=512),
+    }

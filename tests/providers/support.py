@@ -60,7 +60,7 @@ SPECS: dict[str, Spec] = {
         Spec(
             "ark",
             ChatArk,
-            "doubao-1-5-pro-32k-250115",
+            "doubao-seed-1-6-250615",
             "ARK_API_KEY",
             ArkEmbeddings,
             "doubao-embedding-text-240715",

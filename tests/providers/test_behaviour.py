@@ -195,7 +195,7 @@ def test_stop_sequences_and_max_tokens(llm, emu):
     result = llm.invoke("hello there", max_tokens=2)
     assert result.content == "Hello!"
     assert result.response_metadata["finish_reason"] == "length"
-    assert sent(emu)["max_tokens"] == 2
+    assert sent(emu)[llm.worker.max_tokens_field(llm.model)] == 2
 
 
 def test_too_many_stop_sequences_fail_fast_where_limited(llm, emu):

@@ -352,7 +352,7 @@ def test_unicode_survives_tool_arguments(emu: DashScopeEmulator) -> None:
         "qwen-plus",
         messages=[{"role": "user", "content": question}],
         tools=[tool],
-        tool_choice="required",
+        tool_choice={"type": "function", "function": {"name": "unicode_customer"}},
         **sdk(emu),
     )
 
@@ -438,6 +438,31 @@ def test_json_modes(emu: DashScopeEmulator) -> None:
         (
             "qwen-plus",
             USER,
+            {"tool_choice": "required", "tools": [MAGIC]},
+            'tool_choice is one of the strings that should be ["none", "auto"]',
+        ),
+        (
+            "qwen-plus",
+            USER,
+            {"tool_choice": {"type": "function", "function": {"name": "nope"}}, "tools": [MAGIC]},
+            "tool_choice should be",
+        ),
+        (
+            "qwen-plus",
+            USER,
+            {
+                "tool_choice": {"type": "function", "function": {"name": "magic_function"}},
+                "tools": [MAGIC],
+                "enable_thinking": True,
+                "stream": True,
+                "incremental_output": True,
+                "result_format": "message",
+            },
+            "when enable_thinking is true",
+        ),
+        (
+            "qwen-plus",
+            USER,
             {"response_format": {"type": "yaml"}},
             "Unknown format of response_format",
         ),
@@ -452,6 +477,8 @@ def test_documented_invalid_parameters(
     message: str,
 ) -> None:
     response = Generation.call(model, messages=messages, **sdk(emu, **params))
+    if params.get("stream"):
+        (response,) = list(response)
 
     assert (response.status_code, response.code) == (400, "InvalidParameter")
     assert message in response.message
