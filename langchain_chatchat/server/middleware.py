@@ -1,6 +1,7 @@
 """Cross-cutting concerns, written once for both protocols: request ids, access log and
-metrics (`access_log.py`), API keys, body size and encoding, CORS, and OpenAI-shaped errors for everything
-that goes wrong.
+metrics (`access_log.py`), request-head size, API keys, body size and encoding, CORS, LangServe
+stream errors, redaction of configured secrets, and OpenAI-shaped errors for everything that
+goes wrong.
 
 The middlewares are plain ASGI (not `BaseHTTPMiddleware`): they add no task or memory stream
 per request and leave streaming responses untouched.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 import threading
 import time
@@ -35,8 +36,10 @@ KEYS = {
     "spark": "sparkkeyPLANTED22:sparksecretPLANTED93",
     "deepseek": "sk-deepseek-PLANTED-e5a7c3",
     "remote": "remote-PLANTED-91c4e2b7",
+    "azure-ad": "aadtoken-PLANTED-5e0c77a1",
 }
-PLANTED = (SERVER_KEY, *KEYS.values(), *(part for key in KEYS.values() for part in key.split(":")))
+# Each key, and each half of the two-part ones (Spark's `key:secret`, Zhipu's `id.secret`).
+PLANTED = (SERVER_KEY, *KEYS.values(), *(p for key in KEYS.values() for p in re.split("[:.]", key)))
 MAX_BODY = 64 * 1024
 MAX_HEAD = 8 * 1024
 HEAD_TIMEOUT = 1.0
@@ -61,7 +64,9 @@ class Upstreams:
         return [self.dashscope, *self.openai.values(), self.attacker]
 
     def of(self, model: str) -> Any:
-        return self.dashscope if model in ("qwen", "embed") else self.openai[model]
+        if model in ("qwen", "embed"):
+            return self.dashscope
+        return self.openai["azure" if model == "azure-ad" else model]
 
     def start(self) -> Upstreams:
         for emulator in self.all():
@@ -109,6 +114,16 @@ def server_config(up: Upstreams) -> dict[str, Any]:
                 "params": {
                     "model": "gpt-4o",
                     "api_key": KEYS["azure"],
+                    "azure_endpoint": openai["azure"].url,
+                    **fast,
+                },
+            },
+            {
+                "name": "azure-ad",
+                "provider": "azure",
+                "params": {
+                    "model": "gpt-4o",
+                    "azure_ad_token": KEYS["azure-ad"],
                     "azure_endpoint": openai["azure"].url,
                     **fast,
                 },
