@@ -159,6 +159,8 @@ class ChatRayDeployment(_DeploymentClient, BaseChatModel):
     tool_options: dict[str, Any] = Field(default_factory=dict)
 
     provider: ClassVar[str] = PROVIDER
+    call_options: ClassVar[frozenset[str] | None] = None
+    """Checked by the replica's own model, which alone knows its provider's options."""
 
     @property
     def _llm_type(self) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, overload
 
@@ -22,6 +22,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
 from pydantic import BaseModel, ValidationError
 
+from langchain_chatchat.chat_models.base import ChatchatChatModel
 from langchain_chatchat.providers import get_provider
 from langchain_chatchat.server.config import (
     ChatchatConfig,
@@ -80,6 +81,25 @@ class ServedChat(_Served):
     dispatcher: ChatDispatcher
     fallbacks: tuple[ChatDispatcher, ...] = ()
     kind: Literal["chat"] = "chat"
+
+    def check_call_options(self, options: Iterable[str]) -> None:
+        """Refuse request options that a replica's (or a fallback's) model does not declare.
+
+        Our own models check again when they build a request; this covers a chat-model class of
+        another package, which declares no `call_options` and so takes only the OpenAI-standard
+        ones: a request can never reach its settings. A replica whose model forwards the call to
+        a model that checks (a Ray deployment) declares `call_options = None`.
+        """
+        for dispatcher in (self.dispatcher, *self.fallbacks):
+            for replica in dispatcher.pool.replicas:
+                allowed = getattr(replica.model, "call_options", ChatchatChatModel.call_options)
+                unknown = sorted(set(options) - allowed) if allowed is not None else []
+                if unknown:
+                    plural = "s" if len(unknown) > 1 else ""
+                    raise BadRequestError(
+                        f"Unrecognized request argument{plural} supplied: {', '.join(unknown)}",
+                        param=unknown[0],
+                    )
 
     def bind_tools(self, tools: Sequence[Any], **options: Any) -> Runnable:
         """The chat runnable with `tools` bound on every replica and fallback."""

@@ -289,3 +289,23 @@ def test_request_id_is_echoed_or_made(server_url, client, emulator):
     assert response.headers["x-request-id"] == "abc-123"
     reply = client.chat.completions.create(model="qwen-plus", messages=HI)
     assert len(reply._request_id) == 32
+
+
+@pytest.mark.parametrize("route", ["chat", "completions"])
+def test_a_model_class_without_call_options_takes_only_the_standard_ones(client, route):
+    """`broken` is another package's BaseChatModel: it declares no `call_options`, so a request
+    may set only the OpenAI-standard options, never a field that could be one of its settings."""
+
+    def create(**extra_body):
+        if route == "chat":
+            return client.chat.completions.create(
+                model="broken", messages=HI, extra_body=extra_body
+            )
+        return client.completions.create(model="broken", prompt="hi", extra_body=extra_body)
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        create(base_url="http://attacker.example", temperature=0.5)
+    assert caught.value.body["message"] == "Unrecognized request argument supplied: base_url"
+    assert caught.value.body["param"] == "base_url"
+    with pytest.raises(openai.InternalServerError):  # past the check: the model's own failure
+        create(top_p=0.5)

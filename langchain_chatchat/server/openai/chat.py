@@ -25,8 +25,10 @@ def routes(registry: ModelRegistry) -> APIRouter:
 
     @router.post("/v1/chat/completions")
     async def create_chat_completion(body: ChatCompletionRequest) -> Response:
-        model = with_tools(registry.get(body.model, "chat"), body)
+        served = registry.get(body.model, "chat")
         kwargs = body.invoke_kwargs()
+        served.check_call_options(kwargs)
+        model = with_tools(served, body)
         messages = convert.to_langchain(body.messages)  # type: ignore[arg-type]
         completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if body.stream:

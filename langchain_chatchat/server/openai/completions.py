@@ -30,8 +30,10 @@ def routes(registry: ModelRegistry) -> APIRouter:
 
     @router.post("/v1/completions")
     async def create_completion(body: CompletionRequest) -> Response:
-        model = registry.get(body.model, "chat").runnable
+        served = registry.get(body.model, "chat")
         kwargs = body.invoke_kwargs()
+        served.check_call_options(kwargs)
+        model = served.runnable
         prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
         completion_id, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
         if body.stream:
