@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
@@ -51,6 +52,7 @@ from langchain_chatchat.workers.sampling import (
     unforce_tools,
 )
 from langchain_chatchat.workers.streaming import CumulativeToIncremental, ToolCallHeaders
+from langchain_chatchat.workers.transport import closing_at_loop_shutdown
 from langchain_chatchat.workers.types import (
     ChatDelta,
     ChatRequest,
@@ -93,6 +95,12 @@ _THINKING_BY_DEFAULT = re.compile(r"^qwen3(\.\d+)?-(\d+(\.\d+)?b|\d+b-a\d+b)$", 
 _SAMPLING_RANGES = {"temperature": (0.0, 1.99), "top_p": (0.01, 1.0)}
 
 
+_SDK_SESSION_GUARDS: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, AsyncGenerator[None, None]
+] = weakref.WeakKeyDictionary()
+"""Per event loop, the guard that closes the SDK's shared aiohttp session at loop shutdown."""
+
+
 class _DashScopeClient:
     """Credentials and endpoint shared by the chat and embedding workers."""
 
@@ -110,8 +118,22 @@ class _DashScopeClient:
     async def aclose(self) -> None:
         """Close the SDK's aiohttp session of the running event loop (shared by every DashScope
         call on it), so a server's shutdown leaves no "Unclosed client session" behind."""
-        if close_shared_aio_session is not None:
+        guard = _SDK_SESSION_GUARDS.pop(asyncio.get_running_loop(), None)
+        if guard is not None:
+            await guard.aclose()  # runs close_shared_aio_session
+        elif close_shared_aio_session is not None:
             await close_shared_aio_session()
+
+    async def _close_sdk_session_with_loop(self) -> None:
+        """Before an async SDK call: make sure the session the SDK keeps for this loop is
+        closed when the loop shuts down (`asyncio.run`, pytest-asyncio, a server's loop) even if
+        nobody calls `aclose`, so no session outlives its loop unclosed."""
+        loop = asyncio.get_running_loop()
+        if close_shared_aio_session is None or loop in _SDK_SESSION_GUARDS:
+            return
+        guard = closing_at_loop_shutdown(close_shared_aio_session)
+        await anext(guard)
+        _SDK_SESSION_GUARDS[loop] = guard
 
     def _sdk_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"api_key": self._api_key, "base_address": self.base_url}
@@ -229,6 +251,7 @@ class QwenWorker(_DashScopeClient, ChatWorker):
 
     async def _acall(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
         payload = self._payload(request)
+        await self._close_sdk_session_with_loop()
         with _transport_errors():
             response: Any = await self._generate(request)[1](**payload)
             if not payload["stream"]:
@@ -532,6 +555,7 @@ class QwenEmbeddingWorker(_DashScopeClient, EmbeddingWorker):
         return _embedding_result(_checked(response), request)
 
     async def _aembed_batch(self, request: EmbeddingRequest) -> EmbeddingResult:
+        await self._close_sdk_session_with_loop()
         with _transport_errors():
             response = await BaseAioApi.call(
                 model=request.model,

@@ -217,7 +217,7 @@ class HTTPTransport:
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=100), cookie_jar=aiohttp.DummyCookieJar()
         )
-        guard = _close_at_loop_shutdown(session)
+        guard = closing_at_loop_shutdown(session.close)
         await anext(guard)  # registers it with the loop's async-generator shutdown
         self._sessions[loop] = (session, guard)
         return session
@@ -283,13 +283,16 @@ def _with_content_type(headers: Mapping[str, str]) -> dict[str, str]:
     return {"Content-Type": "application/json", **headers}
 
 
-async def _close_at_loop_shutdown(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
-    """Suspended once started; the loop's `shutdown_asyncgens()` (or `aclose`) runs its
-    `finally`, closing the session on its own loop before that loop closes."""
+async def closing_at_loop_shutdown(
+    close: Callable[[], Awaitable[object]],
+) -> AsyncGenerator[None, None]:
+    """Suspended once started (`await anext(guard)`); the loop's `shutdown_asyncgens()` (as
+    `asyncio.run` and pytest-asyncio do) or the guard's `aclose()` runs its `finally`, so
+    `close()` (an aiohttp session's, say) runs on its own loop before that loop closes."""
     try:
         yield
     finally:
-        await session.close()
+        await close()
 
 
 # -- tests -------------------------------------------------------------------------------------
