@@ -148,8 +148,19 @@ def _body_checker(runnable: Runnable) -> Any:
     return check_body
 
 
+_RUNTIME_KEYS = frozenset({"thread_id", "checkpoint_id", "checkpoint_ns", "checkpoint_map"})
+"""What a client-side LangGraph run puts in `configurable` (plus its `__pregel_*` keys) when a
+served route is one of its steps, e.g. a RemoteRunnable tool: runtime context, never a setting.
+LangServe drops them (they are not in the route's `config_keys`), so they are let through."""
+
+
+def _is_runtime_key(key: str) -> bool:
+    return key.startswith("__") or key in _RUNTIME_KEYS
+
+
 def _check_config(config: Any, configurable_ids: frozenset[str]) -> None:
-    """A config must be an object whose `configurable` names only the runnable's own fields."""
+    """A config must be an object whose `configurable` names only the runnable's own fields
+    (or a LangGraph run's runtime context, which LangServe drops)."""
     if not isinstance(config, dict):
         raise BadRequestError("'config' must be an object", param="config")
     configurable = config.get("configurable")
@@ -159,7 +170,11 @@ def _check_config(config: Any, configurable_ids: frozenset[str]) -> None:
         raise BadRequestError(
             "'config.configurable' must be an object", param="config.configurable"
         )
-    unknown = sorted(str(key) for key in configurable if key not in configurable_ids)
+    unknown = sorted(
+        str(key)
+        for key in configurable
+        if key not in configurable_ids and not _is_runtime_key(str(key))
+    )
     if unknown:
         raise BadRequestError(
             f"Unrecognized configurable field(s): {', '.join(unknown)}; this model has"

@@ -32,6 +32,7 @@ import httpx
 import pydantic
 
 from langchain_chatchat.workers.base import ChatWorker, EmbeddingWorker, MessageRules
+from langchain_chatchat.workers.content import MIB, MediaRules, pattern
 from langchain_chatchat.workers.errors import (
     AuthenticationError,
     BadRequestError,
@@ -180,6 +181,18 @@ def _per_read_timeout(seconds: float) -> Any:
 class GeminiWorker(_GeminiClient, ChatWorker):
     # System text goes to systemInstruction (leading system turns are merged into one).
     message_rules = MessageRules(system="first", images=True)
+    # Gemini docs, "Image understanding": every Gemini model takes PNG, JPEG, WEBP, HEIC and HEIF
+    # images; inline data counts towards the 20 MB request limit. "Audio understanding" and
+    # "Video understanding": audio and video on every Gemini model; a video may also be sent as
+    # its frames (images). `detail` is OpenAI's and has no Gemini equivalent.
+    media_rules = MediaRules(
+        formats=frozenset({"png", "jpeg", "webp", "heic", "heif"}),
+        max_image_bytes=20 * MIB,
+        detail=False,
+        video_models=pattern(r"gemini"),
+        audio_models=pattern(r"gemini"),
+        video_frames=True,
+    )
 
     def __init__(self, *, api_key: str | None, base_url: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -6,7 +6,7 @@ Two nets, applied together by `redact`:
   when they are built — `register_secret`;
 - well-known key shapes, for secrets nobody registered (a key an upstream echoes back that is
   not ours, a token minted from ours): `sk-...`, `Bearer ...`, JWTs, Zhipu `{id}.{secret}` keys,
-  Qianfan `bce-v3/...` keys, cloud AK ids.
+  Qianfan `bce-v3/...` keys, cloud AK ids, Google `AIza...` keys.
 
 `ChatchatError` runs its message through `redact`, so every error that quotes an upstream is
 clean wherever it goes (responses, SSE events, logs, reprs); `install_log_redaction` makes every
@@ -22,8 +22,9 @@ from collections.abc import Iterable
 from typing import Any
 
 MASK = "***"
-_MIN_SECRET_LENGTH = 6
-"""Shorter values (test keys such as "k") would mask ordinary words; shapes still catch them."""
+_MIN_SECRET_LENGTH = 8
+"""Shorter values (test keys such as "k" or "secret", the "secret" half of "id.secret") would
+mask ordinary words; no provider issues keys that short, and the key shapes still catch them."""
 
 _KEY_SHAPES = re.compile(
     r"""
@@ -33,6 +34,7 @@ _KEY_SHAPES = re.compile(
     | (?P<zhipu>\b[0-9a-fA-F]{32}\.[A-Za-z0-9]{16}\b)                        # Zhipu {id}.{secret}
     | (?P<qianfan>\bbce-v3/[A-Za-z0-9\-]+/[A-Za-z0-9]+)                       # Qianfan bearer keys
     | (?P<ak>\b(?:LTAI|AKLT|AKID|AKIA)[A-Za-z0-9]{12,})                        # cloud access-key ids
+    | (?P<google>\bAIza[0-9A-Za-z_\-]{35,})                                     # Google (Gemini) keys
     | (?P<named>\b[\w-]*(?:api[_-]?key|secret|token|password|authorization|signature)
         ["']?\s*[=:]\s*["']?(?:(?:Bearer|Basic)\s+)?)(?!(?:Bearer|Basic)\b)[^\s"',;&]{6,}            # key=value, "key": v
     """,

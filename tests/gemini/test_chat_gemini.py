@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import io
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from PIL import Image
 from pydantic import BaseModel
 
 from langchain_chatchat import BadRequestError, ChatGemini, ContentFilterError
@@ -200,8 +202,14 @@ def test_structured_output_methods(llm, emulator):
     assert "responseJsonSchema" not in sent(emulator)["generationConfig"]
 
 
+def _png_bytes() -> bytes:
+    image = io.BytesIO()
+    Image.new("RGB", (4, 3), "red").save(image, format="PNG")
+    return image.getvalue()
+
+
 def test_images_become_inline_data_or_file_data(llm, emulator):
-    png = base64.b64encode(b"\x89PNG fake").decode()
+    png = base64.b64encode(_png_bytes()).decode()
     message = HumanMessage(
         content=[
             {"type": "text", "text": "what is this?"},
@@ -317,7 +325,7 @@ def test_audio_becomes_inline_data(llm, emulator):
     part = sent(emulator)["contents"][0]["parts"][1]
     assert part == {"inlineData": {"mime_type": "audio/wav", "data": wav}}
     doc = [{"type": "file", "file": {"file_data": "JVBERi0="}}]
-    with pytest.raises(BadRequestError, match="not 'file' parts"):
+    with pytest.raises(BadRequestError, match="type 'file' are not supported"):
         llm.worker.invoke(
             ChatRequest(model="gemini-2.5-flash", messages=[WorkerMessage("user", doc)])
         )

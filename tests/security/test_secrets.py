@@ -136,6 +136,7 @@ def test_chatchat_errors_are_redacted_where_they_are_made():
         ("bad key bce-v3/ALTAK-abcdef123/0123456789abcdef", "0123456789abcdef"),
         ("AccessKeyId LTAI5tAbCdEfGhIjKlMn not found", "LTAI5tAbCdEfGhIjKlMn"),
         ("x-api-key=notregistered99", "notregistered99"),
+        ("API key AIzaSyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStUvW is invalid", "SyA1b2C3d4E5f6G7h8I9j0"),
     ],
 )
 def test_well_known_key_shapes_are_masked_even_unregistered(text, secret):
