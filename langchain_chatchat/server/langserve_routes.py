@@ -17,6 +17,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.utils.pydantic import TypeBaseModel
 from langserve import add_routes
 from langserve.callbacks import AsyncEventAggregatorCallback
 from pydantic import BaseModel, ValidationError
@@ -64,10 +65,10 @@ class WithoutEventAggregator(Runnable):
     def OutputType(self) -> Any:
         return self.bound.OutputType
 
-    def get_input_schema(self, config: RunnableConfig | None = None) -> type[BaseModel]:
+    def get_input_schema(self, config: RunnableConfig | None = None) -> TypeBaseModel:
         return self.bound.get_input_schema(config)
 
-    def get_output_schema(self, config: RunnableConfig | None = None) -> type[BaseModel]:
+    def get_output_schema(self, config: RunnableConfig | None = None) -> TypeBaseModel:
         return self.bound.get_output_schema(config)
 
     @property
@@ -85,17 +86,22 @@ class WithoutEventAggregator(Runnable):
 
 
 def _unobserved(config: RunnableConfig | None) -> RunnableConfig | None:
-    callbacks = config.get("callbacks") if config else None
+    if not config:
+        return config
+    callbacks = config.get("callbacks")
     if not isinstance(callbacks, list) or not any(
         isinstance(handler, AsyncEventAggregatorCallback) for handler in callbacks
     ):
         return config
     kept = [h for h in callbacks if not isinstance(h, AsyncEventAggregatorCallback)]
-    return {**config, "callbacks": kept}  # type: ignore[typeddict-item]
+    return {**config, "callbacks": kept}
 
 
 def _body_checker(runnable: Runnable) -> Any:
     configurable_ids = frozenset(spec.id for spec in runnable.config_specs)
+    input_schema = runnable.input_schema
+    if not issubclass(input_schema, BaseModel):  # langchain-core builds pydantic v2 schemas
+        raise TypeError(f"{runnable.name}'s input schema is not a pydantic v2 model")
 
     async def check_body(request: Request) -> None:
         endpoint = request.url.path.rsplit("/", 1)[-1]
@@ -132,7 +138,7 @@ def _body_checker(runnable: Runnable) -> Any:
                 raise BadRequestError("'inputs' must be a list", param="inputs")
             for index, item in enumerate(inputs):
                 try:
-                    runnable.input_schema.model_validate(item)
+                    input_schema.model_validate(item)
                 except ValidationError as error:
                     raise BadRequestError(
                         f"inputs[{index}] does not match the input schema: {error.errors()[0]['msg']}",

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from langchain_chatchat.server.openai import messages as convert
 from langchain_chatchat.server.openai.schemas import ChatCompletionRequest
 from langchain_chatchat.server.openai.streaming import ChunkStream, dumps, sse_response
-from langchain_chatchat.server.registry import ModelRegistry, ServedModel
+from langchain_chatchat.server.registry import ModelRegistry, ServedChat
 from langchain_chatchat.workers.errors import BadRequestError
 
 
@@ -44,7 +44,7 @@ def routes(registry: ModelRegistry) -> APIRouter:
 
 
 def with_tools(
-    served: ServedModel, body: ChatCompletionRequest
+    served: ServedChat, body: ChatCompletionRequest
 ) -> Runnable[LanguageModelInput, Any]:
     """Bind the request's tools through each replica model's own `bind_tools`, which knows its
     provider."""

@@ -16,6 +16,7 @@ from langchain_core.messages import (
     BaseMessage,
     HumanMessage,
     SystemMessage,
+    ToolCallChunk,
     ToolMessage,
 )
 from langchain_core.messages.ai import UsageMetadata
@@ -146,7 +147,7 @@ def chunk_delta(chunk: AIMessageChunk) -> dict[str, Any]:
     return delta
 
 
-def _call_piece(piece: dict[str, Any], position: int) -> dict[str, Any]:
+def _call_piece(piece: ToolCallChunk, position: int) -> dict[str, Any]:
     """OpenAI sends id, type and name on a call's first piece only; later pieces add arguments."""
     index = piece.get("index")
     result: dict[str, Any] = {"index": position if index is None else index}

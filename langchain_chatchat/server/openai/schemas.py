@@ -297,4 +297,4 @@ class EmbeddingRequest(BaseModel):
                 param="input",
                 code="unsupported_parameter",
             )
-        return self.input  # type: ignore[return-value]
+        return self.input

@@ -272,7 +272,11 @@ class LocalChatWorker(ChatWorker):
         reply = self._start(request)
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[Event | _Deadline] = asyncio.Queue()
-        ticket = reply.submit(lambda event: loop.call_soon_threadsafe(events.put_nowait, event))
+
+        def deliver(event: Event) -> None:  # called on the engine's thread
+            loop.call_soon_threadsafe(events.put_nowait, event)
+
+        ticket = reply.submit(deliver)
         try:
             while not reply.done:
                 try:

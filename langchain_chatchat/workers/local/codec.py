@@ -8,7 +8,8 @@ transformers' renderer, so a template behaves the same on either engine.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, cast
 
 from transformers import PreTrainedTokenizerBase
 from transformers.utils.chat_template_utils import render_jinja_template
@@ -46,19 +47,25 @@ class HFCodec:
     def render(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, template: str
     ) -> str:
-        return self.tokenizer.apply_chat_template(
+        rendered = self.tokenizer.apply_chat_template(
             messages,
-            tools=tools,
+            tools=_tool_schemas(tools),
             chat_template=template,
             add_generation_prompt=True,
             tokenize=False,
         )
+        if not isinstance(rendered, str):  # one conversation, untokenized: always its text
+            raise TypeError(f"apply_chat_template returned {type(rendered).__name__}, not str")
+        return rendered
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     def decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=True)
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        if not isinstance(text, str):  # one sequence of ids: always one string
+            raise TypeError(f"decode returned {type(text).__name__}, not str")
+        return text
 
 
 class LlamaCodec:
@@ -85,12 +92,17 @@ class LlamaCodec:
     def render(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, template: str
     ) -> str:
-        rendered, _ = render_jinja_template(
-            conversations=[messages],
-            tools=tools,
-            chat_template=template,
-            add_generation_prompt=True,
-            **self._special,
+        # transformers annotates `-> str`, but it returns (texts, generation indices).
+        rendered, _ = cast(
+            "tuple[list[str], list[Any]]",
+            render_jinja_template(
+                conversations=[messages],
+                tools=_tool_schemas(tools),
+                chat_template=template,
+                add_generation_prompt=True,
+                bos_token=self._special["bos_token"],
+                eos_token=self._special["eos_token"],
+            ),
         )
         return rendered[0]
 
@@ -99,3 +111,10 @@ class LlamaCodec:
 
     def decode(self, ids: list[int]) -> str:
         return self.llama.detokenize(ids, special=False).decode("utf-8", errors="replace")
+
+
+def _tool_schemas(
+    tools: list[dict[str, Any]] | None,
+) -> list[dict[Any, Any] | Callable[..., Any]] | None:
+    """`tools` as transformers types it: an invariant list that may also hold functions."""
+    return cast("list[dict[Any, Any] | Callable[..., Any]] | None", tools)

@@ -145,9 +145,9 @@ class Placement:
             return default
         config = model.config
         layers = getattr(config, "num_hidden_layers", 0)
-        heads = getattr(config, "num_key_value_heads", None) or getattr(
-            config, "num_attention_heads", 0
-        )
+        attention_heads: int = getattr(config, "num_attention_heads", 0)
+        kv_heads: int | None = getattr(config, "num_key_value_heads", None)
+        heads = kv_heads or attention_heads
         head_dim = getattr(config, "head_dim", None) or (
             config.hidden_size // max(1, config.num_attention_heads)
         )

@@ -53,8 +53,8 @@ class LocalEmbeddingWorker(EmbeddingWorker):
 
     def load(self) -> None:
         """Load the encoder now (otherwise the first request does)."""
-        if self._gguf() is not None:
-            llama.load_gguf(self._gguf(), embedding=True)
+        if (gguf := self._gguf()) is not None:
+            llama.load_gguf(gguf, embedding=True)
         else:
             self._encoder()
 

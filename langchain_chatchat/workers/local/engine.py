@@ -53,12 +53,12 @@ class _Cache:
         """Append `other`'s rows, left-padding whichever cache is shorter."""
         width = max(self.mask.shape[1], other.mask.shape[1])
         self.mask = torch.cat([_pad_left(self.mask, width, -1), _pad_left(other.mask, width, -1)])
-        for mine, theirs in zip(self.cache.layers, other.cache.layers, strict=True):
-            mine.keys = torch.cat(
-                [_pad_left(mine.keys, width, -2), _pad_left(theirs.keys, width, -2)]
-            )
+        for (mine, keys, values), (_, their_keys, their_values) in zip(
+            _filled_layers(self.cache), _filled_layers(other.cache), strict=True
+        ):
+            mine.keys = torch.cat([_pad_left(keys, width, -2), _pad_left(their_keys, width, -2)])
             mine.values = torch.cat(
-                [_pad_left(mine.values, width, -2), _pad_left(theirs.values, width, -2)]
+                [_pad_left(values, width, -2), _pad_left(their_values, width, -2)]
             )
         self.positions = torch.cat([self.positions, other.positions])
 
@@ -72,8 +72,20 @@ class _Cache:
         start = int(self.mask.any(0).int().argmax())
         if start:
             self.mask = self.mask[:, start:]
-            for layer in self.cache.layers:
-                layer.keys, layer.values = layer.keys[:, :, start:], layer.values[:, :, start:]
+            for layer, keys, values in _filled_layers(self.cache):
+                layer.keys, layer.values = keys[:, :, start:], values[:, :, start:]
+
+
+def _filled_layers(cache: DynamicCache) -> list[tuple[DynamicLayer, torch.Tensor, torch.Tensor]]:
+    """Each layer with its keys and values: only a prefilled, resizable cache is re-padded."""
+    filled = []
+    for layer in cache.layers:
+        if not isinstance(layer, DynamicLayer) or layer.keys is None or layer.values is None:
+            raise TypeError(
+                f"cannot re-pad KV cache layer {type(layer).__name__}: not a filled DynamicLayer"
+            )
+        filled.append((layer, layer.keys, layer.values))
+    return filled
 
 
 def _pad_left(tensor: torch.Tensor, width: int, dim: int) -> torch.Tensor:

@@ -17,10 +17,12 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
+from typing import cast
 
 import torch
 from transformers import (
@@ -136,7 +138,9 @@ def load_encoder(
 
 @cache
 def _load(
-    location: str, auto_class: type, placement: Placement
+    location: str,
+    auto_class: type[AutoModelForCausalLM] | type[AutoModel],
+    placement: Placement,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     configure_torch_threads()
     started = time.perf_counter()
@@ -145,7 +149,7 @@ def _load(
         placement.check_fits(Path(location))
     try:
         tokenizer = AutoTokenizer.from_pretrained(location)
-        model = auto_class.from_pretrained(location, **kwargs)
+        model: PreTrainedModel = auto_class.from_pretrained(location, **kwargs)
     except OSError as error:
         raise NotFoundError(
             f"cannot load local model {location!r}: {error}", provider="local"
@@ -158,7 +162,9 @@ def _load(
             provider="local",
         ) from error
     if "device_map" not in kwargs and "quantization_config" not in kwargs:
-        model = model.to(placement.torch_device())
+        # transformers decorates `to` with functools.wraps, which typeshed types as unbound
+        to_device = cast("Callable[[torch.device], PreTrainedModel]", model.to)
+        model = to_device(placement.torch_device())
     parameters = sum(parameter.numel() for parameter in model.parameters())
     logger.info(
         "loaded %s: %s on %s, %s, %.1fM parameters, %.0f MiB, %.1fs",
