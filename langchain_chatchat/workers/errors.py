@@ -14,8 +14,9 @@ context-length errors reported without a code), then the HTTP status.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -189,6 +190,42 @@ class UpstreamTimeoutError(ChatchatError, ModelTimeoutError):
     status_code = 504
     openai_type = "timeout_error"
     retryable = True
+
+
+ExceptionTypes = tuple[type[BaseException], ...]
+
+
+@contextlib.contextmanager
+def transport_errors(
+    provider: str,
+    label: str,
+    *,
+    timeouts: ExceptionTypes,
+    failures: ExceptionTypes,
+    malformed: ExceptionTypes,
+) -> Iterator[None]:
+    """Map an SDK's transport exceptions to typed, retryable errors named after `label`.
+
+    `timeouts` become `UpstreamTimeoutError`, `failures` `UpstreamConnectionError` and
+    `malformed` (a body that does not parse) `UpstreamServerError`; our own errors pass through.
+    The original exception is not chained: its text may carry a URL or header with a secret.
+    """
+    try:
+        yield
+    except ChatchatError:
+        raise
+    except timeouts as error:
+        raise UpstreamTimeoutError(
+            f"{label} did not answer in time: {type(error).__name__}", provider=provider
+        ) from None
+    except failures as error:
+        raise UpstreamConnectionError(
+            f"{label} connection failed: {type(error).__name__}", provider=provider
+        ) from None
+    except malformed as error:
+        raise UpstreamServerError(
+            f"{label} sent a malformed response: {type(error).__name__}", provider=provider
+        ) from None
 
 
 def error_for_status(status: int, message: str, **kwargs: Any) -> ChatchatError:

@@ -46,6 +46,7 @@ from langchain_chatchat.workers.errors import (
     UpstreamConnectionError,
     UpstreamServerError,
     UpstreamTimeoutError,
+    transport_errors,
 )
 from langchain_chatchat.workers.types import (
     ChatDelta,
@@ -683,24 +684,17 @@ def _sdk_errors() -> Iterator[None]:
     """Map the SDK's APIError and its transports' exceptions (httpx, aiohttp) to typed errors."""
     from google.genai import errors as genai_errors
 
-    try:
-        yield
-    except ChatchatError:
-        raise
-    except genai_errors.APIError as error:
-        raise error_from_api(error) from None
-    except (httpx.TimeoutException, asyncio.TimeoutError, aiohttp.ServerTimeoutError) as error:
-        raise UpstreamTimeoutError(
-            f"Gemini did not answer in time: {type(error).__name__}", provider=PROVIDER
-        ) from None
-    except (httpx.HTTPError, aiohttp.ClientError, ConnectionError) as error:
-        raise UpstreamConnectionError(
-            f"Gemini connection failed: {type(error).__name__}", provider=PROVIDER
-        ) from None
-    except (json.JSONDecodeError, genai_errors.UnknownApiResponseError) as error:
-        raise UpstreamServerError(
-            f"Gemini sent a malformed response: {type(error).__name__}", provider=PROVIDER
-        ) from None
+    with transport_errors(
+        PROVIDER,
+        "Gemini",
+        timeouts=(httpx.TimeoutException, asyncio.TimeoutError, aiohttp.ServerTimeoutError),
+        failures=(httpx.HTTPError, aiohttp.ClientError, ConnectionError),
+        malformed=(json.JSONDecodeError, genai_errors.UnknownApiResponseError),
+    ):
+        try:
+            yield
+        except genai_errors.APIError as error:
+            raise error_from_api(error) from None
 
 
 # -- embeddings ----------------------------------------------------------------------------------

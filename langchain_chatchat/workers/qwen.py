@@ -42,6 +42,7 @@ from langchain_chatchat.workers.errors import (
     UpstreamServerError,
     UpstreamTimeoutError,
     retry_after_seconds,
+    transport_errors,
 )
 from langchain_chatchat.workers.limits import TextLimit, check_texts
 from langchain_chatchat.workers.sampling import (
@@ -490,22 +491,14 @@ def _error_from_response(response: Any) -> ChatchatError:
 @contextlib.contextmanager
 def _transport_errors() -> Iterator[None]:
     """Map the SDK's transport exceptions (requests, aiohttp) to typed, retryable errors."""
-    try:
+    with transport_errors(
+        PROVIDER,
+        "DashScope",
+        timeouts=(requests.Timeout, asyncio.TimeoutError, aiohttp.ServerTimeoutError),
+        failures=(requests.RequestException, aiohttp.ClientError, ConnectionError),
+        malformed=(json.JSONDecodeError,),
+    ):
         yield
-    except ChatchatError:
-        raise
-    except (requests.Timeout, asyncio.TimeoutError, aiohttp.ServerTimeoutError) as error:
-        raise UpstreamTimeoutError(
-            f"DashScope did not answer in time: {type(error).__name__}", provider=PROVIDER
-        ) from error
-    except (requests.RequestException, aiohttp.ClientError, ConnectionError) as error:
-        raise UpstreamConnectionError(
-            f"DashScope connection failed: {type(error).__name__}", provider=PROVIDER
-        ) from error
-    except json.JSONDecodeError as error:
-        raise UpstreamServerError(
-            "DashScope sent a malformed response", provider=PROVIDER
-        ) from error
 
 
 # -- embeddings ----------------------------------------------------------------------------------
