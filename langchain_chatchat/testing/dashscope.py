@@ -330,22 +330,16 @@ class DashScopeEmulator(EmulatorBase):
                 start=1,
             )
         ]
-        abort_after = reply.drop_after_chunks
         if isinstance(item, Fault):  # a stream error: some chunks, then the error event
             frames = frames[: min(item.after_chunks, len(frames) - 1)]
             failure = {"code": item.code, "message": item.message, "request_id": record.request_id}
             frames.append(_frame(len(frames) + 1, failure, status=item.status))
-        pieces = [
-            (reply.first_chunk_delay if i == 0 else reply.chunk_delay, frame)
-            for i, frame in enumerate(frames)
-        ]
-        return TimedResponse(
-            200,
+        return TimedResponse.stream(
             [("content-type", _SSE), ("cache-control", "no-cache")],
-            pieces,
+            frames,
+            reply,
+            record,
             hang=hang,
-            abort_after=abort_after,
-            on_disconnect=record.mark_disconnected,
         )
 
     def _default_reply(self, call: _Generation) -> Reply:

@@ -150,17 +150,12 @@ async def multimodal_generation(emulator: DashScopeEmulator, request: Request) -
         frames = frames[: min(item.after_chunks, len(frames) - 1)]
         failure = {"code": item.code, "message": item.message, "request_id": record.request_id}
         frames.append(_frame(len(frames) + 1, failure, status=item.status))
-    pieces = [
-        (reply.first_chunk_delay if i == 0 else reply.chunk_delay, frame)
-        for i, frame in enumerate(frames)
-    ]
-    return TimedResponse(
-        200,
+    return TimedResponse.stream(
         [("content-type", "text/event-stream;charset=UTF-8"), ("cache-control", "no-cache")],
-        pieces,
+        frames,
+        reply,
+        record,
         hang=hang,
-        abort_after=reply.drop_after_chunks,
-        on_disconnect=record.mark_disconnected,
     )
 
 

@@ -454,17 +454,8 @@ class GeminiEmulator(EmulatorBase):
                 (b"[" if i == 0 else b",\r\n") + _dumps(chunk) for i, chunk in enumerate(chunks)
             ]
             frames.append(b"]")
-        pieces = [
-            (reply.first_chunk_delay if i == 0 else reply.chunk_delay, frame)
-            for i, frame in enumerate(frames)
-        ]
-        return TimedResponse(
-            200,
-            [("content-type", _SSE if sse else _JSON)],
-            pieces,
-            hang=hang,
-            abort_after=reply.drop_after_chunks,
-            on_disconnect=record.mark_disconnected,
+        return TimedResponse.stream(
+            [("content-type", _SSE if sse else _JSON)], frames, reply, record, hang=hang
         )
 
     @staticmethod

@@ -179,17 +179,12 @@ class OpenAICompatibleEmulator(EmulatorBase):
             events = events[: item.after_chunks] + [_sse(self._stream_error(item, record))]
         elif self.profile.sse_done:
             events.append(b"data: [DONE]\n\n")
-        pieces = [
-            (reply.first_chunk_delay if i == 0 else reply.chunk_delay, event)
-            for i, event in enumerate(events)
-        ]
-        return TimedResponse(
-            200,
+        return TimedResponse.stream(
             [("content-type", _SSE), ("cache-control", "no-cache")],
-            pieces,
+            events,
+            reply,
+            record,
             hang=hang,
-            abort_after=reply.drop_after_chunks,
-            on_disconnect=record.mark_disconnected,
         )
 
     def _stream_error(self, fault: Fault, record: RecordedRequest) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from typing_extensions import Self
 
-from langchain_chatchat.testing.script import Fault, RecordedRequest, Script, ScriptItem
+from langchain_chatchat.testing.script import Fault, RecordedRequest, Reply, Script, ScriptItem
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -169,6 +169,30 @@ class TimedResponse:
         self.hang = hang
         self.abort_after = abort_after
         self.on_disconnect = on_disconnect
+
+    @classmethod
+    def stream(
+        cls,
+        headers: Sequence[tuple[str, str]],
+        frames: Sequence[bytes],
+        reply: Reply,
+        record: RecordedRequest,
+        *,
+        hang: float,
+    ) -> TimedResponse:
+        """A 200 stream of `frames` paced by `reply`'s chunk delays and cut where it says."""
+        pieces = [
+            (reply.first_chunk_delay if i == 0 else reply.chunk_delay, frame)
+            for i, frame in enumerate(frames)
+        ]
+        return cls(
+            200,
+            headers,
+            pieces,
+            hang=hang,
+            abort_after=reply.drop_after_chunks,
+            on_disconnect=record.mark_disconnected,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         gone = asyncio.Event()
