@@ -32,13 +32,13 @@ from langchain_chatchat.testing.responder import (
     embed_text,
     message_text,
     new_tool_call_id,
+    reply_token_counts,
     split_tokens,
 )
 from langchain_chatchat.testing.script import (
     Fault,
     RecordedRequest,
     Reply,
-    ToolCallReply,
 )
 from langchain_chatchat.testing.server import EmulatorBase, TimedResponse
 
@@ -630,21 +630,10 @@ def _search_info(call: _Generation) -> dict[str, Any]:
     return {"search_info": {"search_results": [result]}}
 
 
-def _tool_tokens(call: ToolCallReply) -> int:
-    return count_tokens(call.name) + count_tokens(call.arguments_json())
-
-
 def _usage(reply: Reply, input_tokens: int) -> dict[str, Any]:
     """Final usage: the reply's override, else counted with the emulator's tokenizer."""
-    override = dict(reply.usage or {})
-    reasoning = override.get("reasoning_tokens", count_tokens(reply.reasoning))
-    output = override.get(
-        "output_tokens",
-        count_tokens(reply.text)
-        + count_tokens(reply.reasoning)
-        + sum(map(_tool_tokens, reply.tool_calls)),
-    )
-    prompt = override.get("input_tokens", input_tokens)
+    override = reply.usage or {}
+    prompt, output, reasoning = reply_token_counts(reply, input_tokens)
     usage: dict[str, Any] = {
         "input_tokens": prompt,
         "output_tokens": output,

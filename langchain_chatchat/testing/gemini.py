@@ -36,7 +36,13 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
 
-from langchain_chatchat.testing.responder import Responder, count_tokens, embed_text, split_tokens
+from langchain_chatchat.testing.responder import (
+    Responder,
+    count_tokens,
+    embed_text,
+    split_tokens,
+    tool_call_tokens,
+)
 from langchain_chatchat.testing.script import Fault, RecordedRequest, Reply, ToolCallReply
 from langchain_chatchat.testing.server import EmulatorBase, TimedResponse
 
@@ -930,11 +936,7 @@ class _Renderer:
         prompt = override.get("input_tokens", self.call.input_tokens)
         candidates = override.get(
             "output_tokens",
-            count_tokens(text)
-            + sum(
-                count_tokens(c.name) + count_tokens(c.arguments_json())
-                for c in self.reply.tool_calls[:calls]
-            ),
+            count_tokens(text) + tool_call_tokens(self.reply.tool_calls[:calls]),
         )
         thoughts = override.get(
             "reasoning_tokens", count_tokens(reasoning) if self.call.thinking else 0

@@ -41,6 +41,7 @@ from langchain_chatchat.testing.responder import (
     embed_text,
     message_text,
     new_tool_call_id,
+    reply_token_counts,
     split_tokens,
 )
 from langchain_chatchat.testing.script import Fault, RecordedRequest, Reply
@@ -534,13 +535,8 @@ def _tool_calls_as_text(reply: Reply) -> Reply:
 
 
 def _usage(reply: Reply, prompt_tokens: int, cache_usage: str = "details") -> dict[str, Any]:
-    override = dict(reply.usage or {})
-    reasoning = override.get("reasoning_tokens", count_tokens(reply.reasoning))
-    calls = sum(count_tokens(c.name) + count_tokens(c.arguments_json()) for c in reply.tool_calls)
-    completion = override.get(
-        "output_tokens", count_tokens(reply.text) + count_tokens(reply.reasoning) + calls
-    )
-    prompt = override.get("input_tokens", prompt_tokens)
+    override = reply.usage or {}
+    prompt, completion, reasoning = reply_token_counts(reply, prompt_tokens)
     usage: dict[str, Any] = {
         "prompt_tokens": prompt,
         "completion_tokens": completion,

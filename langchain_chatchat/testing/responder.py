@@ -26,7 +26,7 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeGuard
 
 from langchain_chatchat.testing.script import Reply, ToolCallReply
@@ -85,6 +85,25 @@ def split_tokens(text: str) -> list[str]:
 def count_tokens(text: str) -> int:
     """Number of tokens in ``text`` (words, punctuation marks, CJK characters)."""
     return len(_TOKEN.findall(text))
+
+
+def tool_call_tokens(calls: Iterable[ToolCallReply]) -> int:
+    """Tokens of tool calls' names and JSON arguments."""
+    return sum(count_tokens(c.name) + count_tokens(c.arguments_json()) for c in calls)
+
+
+def reply_token_counts(reply: Reply, input_tokens: int) -> tuple[int, int, int]:
+    """(input, output, reasoning) tokens of a whole reply: its ``usage`` override where set,
+    else counted; output includes the reasoning and the tool calls."""
+    override = reply.usage or {}
+    reasoning = override.get("reasoning_tokens", count_tokens(reply.reasoning))
+    output = override.get(
+        "output_tokens",
+        count_tokens(reply.text)
+        + count_tokens(reply.reasoning)
+        + tool_call_tokens(reply.tool_calls),
+    )
+    return override.get("input_tokens", input_tokens), output, reasoning
 
 
 def message_text(message: Message) -> str:
