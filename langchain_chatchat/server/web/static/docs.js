@@ -2,18 +2,7 @@
 // schema request and with every "Try it out" call.
 "use strict";
 
-async function loadSpec() {
-  const response = await fetch("/openapi.json", { headers: chatchatKey.headers() });
-  if (response.status === 401) {
-    chatchatKey.form(
-      document.getElementById("key"),
-      "This server needs an API key to show its API.",
-      loadSpec,
-    );
-    return;
-  }
-  document.getElementById("key").replaceChildren();
-  const spec = await response.json();
+chatchatKey.loadSchema((spec) => {
   window.ui = SwaggerUIBundle({
     spec,
     dom_id: "#swagger-ui",
@@ -29,6 +18,4 @@ async function loadSpec() {
       return request;
     },
   });
-}
-
-loadSpec();
+});

@@ -60,5 +60,18 @@ window.chatchatKey = (() => {
     input.focus();
   }
 
-  return { get, set, headers, openPlaygroundSession, forget, form };
+  // Fetch /openapi.json with the key and hand it to `render(spec)`; on a 401 the page's #key
+  // element asks for a key and tries again. Shared by /docs and /redoc.
+  async function loadSchema(render) {
+    const container = document.getElementById("key");
+    const response = await fetch("/openapi.json", { headers: headers() });
+    if (response.status === 401) {
+      form(container, "This server needs an API key to show its API.", () => loadSchema(render));
+      return;
+    }
+    container.replaceChildren();
+    render(await response.json());
+  }
+
+  return { get, set, headers, openPlaygroundSession, forget, form, loadSchema };
 })();
