@@ -30,6 +30,7 @@ from langchain_chatchat.server.metrics import ModelStats, ReplicaStats
 from langchain_chatchat.workers.errors import ChatchatError, RateLimitError
 
 T = TypeVar("T")
+U = TypeVar("U")
 logger = logging.getLogger("langchain_chatchat.server")
 
 UNLIMITED_CAPACITY = 1024
@@ -113,22 +114,10 @@ class ReplicaPool:
     # -- running work in a slot ------------------------------------------------------------
     async def call(self, attempt: Callable[[Replica], Awaitable[T]]) -> T:
         """`attempt(replica)` in a slot, failing over to other replicas on retryable errors."""
-        replica, tried = await self._acquire(), _NOTHING_TRIED
-        while True:
-            try:
-                result = await attempt(replica)
-            except ChatchatError as error:
-                replica, tried = self._fail_over(replica, error, tried)
-                continue
-            except Exception as error:
-                self._fail(replica, error)
-                raise
-            except BaseException:
-                self._release(replica, "cancelled")
-                raise
-            self._release(replica, "ok")
-            self._observe(result)
-            return result
+        replica, result = await self._in_slot(await self._acquire(), attempt)
+        self._release(replica, "ok")
+        self._observe(result)
+        return result
 
     async def stream(
         self, start: Callable[[Replica], AsyncGenerator[T, None]]
@@ -138,25 +127,21 @@ class ReplicaPool:
         Failover happens only while waiting for the first item. Closing this generator closes
         the replica's stream at once, so a client that leaves frees the upstream connection.
         """
-        replica, tried = await self._acquire(), _NOTHING_TRIED
-        started = time.perf_counter()
-        while True:
+
+        async def opened(replica: Replica) -> tuple[AsyncGenerator[T, None], list[T]]:
             items = start(replica)
             try:
-                first = await anext(items)
+                return items, [await anext(items)]
             except StopAsyncIteration:
-                self._release(replica, "ok")
-                return
-            except ChatchatError as error:
-                replica, tried = self._fail_over(replica, error, tried)
-                continue
-            except Exception as error:
-                self._fail(replica, error)
-                raise
-            except BaseException:
-                self._release(replica, "cancelled")
-                raise
-            break
+                return items, []
+
+        replica = await self._acquire()
+        started = time.perf_counter()
+        replica, (items, head) = await self._in_slot(replica, opened)
+        if not head:
+            self._release(replica, "ok")
+            return
+        first = head[0]
         self.stats.first_item.observe(time.perf_counter() - started)
         outcome = "cancelled"
         try:
@@ -173,6 +158,24 @@ class ReplicaPool:
         finally:
             await items.aclose()
             self._release(replica, outcome)
+
+    async def _in_slot(
+        self, replica: Replica, attempt: Callable[[Replica], Awaitable[U]]
+    ) -> tuple[Replica, U]:
+        """`attempt` in `replica`'s acquired slot, failing over to other replicas on retryable
+        errors; returns the replica that succeeded, whose slot stays held."""
+        tried = _NOTHING_TRIED
+        while True:
+            try:
+                return replica, await attempt(replica)
+            except ChatchatError as error:
+                replica, tried = self._fail_over(replica, error, tried)
+            except Exception as error:
+                self._fail(replica, error)
+                raise
+            except BaseException:
+                self._release(replica, "cancelled")
+                raise
 
     def pick_now(self) -> Replica:
         """The least-busy healthy replica, without taking a slot: for synchronous callers,
