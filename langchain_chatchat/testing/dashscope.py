@@ -129,6 +129,13 @@ def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+def _failing_after(frames: list[bytes], fault: Fault, record: RecordedRequest) -> list[bytes]:
+    """A stream error: the first of `frames` (never all of them), then the error event."""
+    kept = frames[: min(fault.after_chunks, len(frames) - 1)]
+    failure = {"code": fault.code, "message": fault.message, "request_id": record.request_id}
+    return [*kept, _frame(len(kept) + 1, failure, status=fault.status)]
+
+
 def _frame(event_id: int, payload: Mapping[str, Any], *, status: int = 200) -> bytes:
     """One SSE event as DashScope writes it (no space after the colons; the SDK relies on it)."""
     event = "result" if status == 200 else "error"
@@ -330,10 +337,8 @@ class DashScopeEmulator(EmulatorBase):
                 start=1,
             )
         ]
-        if isinstance(item, Fault):  # a stream error: some chunks, then the error event
-            frames = frames[: min(item.after_chunks, len(frames) - 1)]
-            failure = {"code": item.code, "message": item.message, "request_id": record.request_id}
-            frames.append(_frame(len(frames) + 1, failure, status=item.status))
+        if isinstance(item, Fault):
+            frames = _failing_after(frames, item, record)
         return TimedResponse.stream(
             [("content-type", _SSE), ("cache-control", "no-cache")],
             frames,

@@ -31,6 +31,7 @@ from starlette.requests import Request
 
 from langchain_chatchat.testing.dashscope import (
     _ApiError,
+    _failing_after,
     _frame,
     _invalid,
     _output,
@@ -146,10 +147,8 @@ async def multimodal_generation(emulator: DashScopeEmulator, request: Request) -
         _frame(i, {"output": _as_parts(out), "usage": use, "request_id": record.request_id})
         for i, (out, use) in enumerate(outputs, start=1)
     ]
-    if isinstance(item, Fault):  # some chunks, then the error event
-        frames = frames[: min(item.after_chunks, len(frames) - 1)]
-        failure = {"code": item.code, "message": item.message, "request_id": record.request_id}
-        frames.append(_frame(len(frames) + 1, failure, status=item.status))
+    if isinstance(item, Fault):
+        frames = _failing_after(frames, item, record)
     return TimedResponse.stream(
         [("content-type", "text/event-stream;charset=UTF-8"), ("cache-control", "no-cache")],
         frames,
