@@ -95,6 +95,7 @@ _MAX_STOP = 5  # GenerationConfig.stopSequences: "A set of up to 5 character seq
 _IGNORED_EXTRAS = ("parallel_tool_calls",)
 
 T = TypeVar("T")
+Config = TypeVar("Config", bound=pydantic.BaseModel)
 
 if TYPE_CHECKING:  # imported at run time by the functions that use them (see _GeminiClient)
     from google import genai
@@ -249,12 +250,7 @@ class GeminiWorker(_GeminiClient, ChatWorker):
         config.update(_extras(request.extra))
         from google.genai import types
 
-        try:
-            parsed = types.GenerateContentConfig.model_validate(config)
-        except pydantic.ValidationError as error:
-            raise BadRequestError(
-                f"invalid Gemini generation parameters: {_first_error(error)}", provider=PROVIDER
-            ) from None
+        parsed = _validated(types.GenerateContentConfig, config, "generation")
         return {"model": request.model, "contents": contents, "config": parsed}
 
     # -- transport -------------------------------------------------------------------------
@@ -507,6 +503,16 @@ def _extras(extra: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+def _validated(config_type: type[Config], config: dict[str, Any], purpose: str) -> Config:
+    """`config` as the SDK's `config_type`; parameters it rejects are a 400."""
+    try:
+        return config_type.model_validate(config)
+    except pydantic.ValidationError as error:
+        raise BadRequestError(
+            f"invalid Gemini {purpose} parameters: {_first_error(error)}", provider=PROVIDER
+        ) from None
+
+
 def _first_error(error: pydantic.ValidationError) -> str:
     first = error.errors()[0]
     location = ".".join(str(part) for part in first.get("loc", ()))
@@ -716,12 +722,7 @@ class GeminiEmbeddingWorker(_GeminiClient, EmbeddingWorker):
             config["output_dimensionality"] = request.dimensions
         from google.genai import types
 
-        try:
-            parsed = types.EmbedContentConfig.model_validate(config)
-        except pydantic.ValidationError as error:
-            raise BadRequestError(
-                f"invalid Gemini embedding parameters: {_first_error(error)}", provider=PROVIDER
-            ) from None
+        parsed = _validated(types.EmbedContentConfig, config, "embedding")
         return {"model": request.model, "contents": list(request.texts), "config": parsed}
 
     def _embed_batch(self, request: EmbeddingRequest) -> EmbeddingResult:
