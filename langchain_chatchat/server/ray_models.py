@@ -16,8 +16,8 @@ call goes through a Serve `DeploymentHandle` to a replica that built the real mo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, ClassVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, ClassVar, TypeVar
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.embeddings import Embeddings
@@ -37,6 +37,7 @@ from langchain_chatchat.workers.types import EmbeddingResult, Usage
 
 PROVIDER = "ray"
 _RETRY_PAUSE = 0.05
+T = TypeVar("T")
 
 
 class _DeploymentClient(BaseModel):
@@ -63,36 +64,29 @@ class _DeploymentClient(BaseModel):
 
     async def call(self, method: str, *args: Any) -> Any:
         """`method(*args)` on a replica, again on another while replicas die before answering."""
-        attempt = 0
-        while True:
-            try:
-                return await self.handle(method).remote(*args)
-            except Exception as error:
-                typed = typed_error(error, self.deployment)
-                attempt += 1
-                if not _replica_lost(typed) or attempt == self.attempts:
-                    raise typed from None
-            await asyncio.sleep(_RETRY_PAUSE * attempt)
+
+        async def answer() -> Any:
+            return await self.handle(method).remote(*args)
+
+        return await self._while_replicas_die(answer)
 
     async def stream_batches(self, method: str, *args: Any) -> AsyncIterator[list[Any]]:
         """The replica's batches; retried like `call` until the first batch has arrived."""
-        attempt = 0
-        while True:
+
+        async def opened() -> tuple[Any, list[list[Any]]]:
             response = self.handle(method, stream=True).remote(*args)
             try:
-                first = await anext(response)
-                break
+                return response, [await anext(response)]
             except StopAsyncIteration:
-                return
+                return response, []
             except asyncio.CancelledError:
                 response.cancel()
                 raise
-            except Exception as error:
-                typed = typed_error(error, self.deployment)
-                attempt += 1
-                if not _replica_lost(typed) or attempt == self.attempts:
-                    raise typed from None
-            await asyncio.sleep(_RETRY_PAUSE * attempt)
+
+        response, head = await self._while_replicas_die(opened)
+        if not head:
+            return
+        first = head[0]
         finished = False
         try:
             yield first
@@ -108,6 +102,20 @@ class _DeploymentClient(BaseModel):
         finally:
             if not finished:
                 response.cancel()  # the client left: stop the replica's upstream call too
+
+    async def _while_replicas_die(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """`attempt()`, again (at most `attempts` times in all) while its replica died before
+        answering; any other failure is raised at once as a typed error."""
+        attempts = 0
+        while True:
+            try:
+                return await attempt()
+            except Exception as error:
+                typed = typed_error(error, self.deployment)
+                attempts += 1
+                if not _replica_lost(typed) or attempts == self.attempts:
+                    raise typed from None
+            await asyncio.sleep(_RETRY_PAUSE * attempts)
 
 
 def typed_error(error: BaseException, deployment: str) -> ChatchatError:
