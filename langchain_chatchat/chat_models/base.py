@@ -11,7 +11,8 @@ observes a call (see server/direct.py).
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from operator import itemgetter
 from typing import Annotated, Any, ClassVar, Literal, cast
 
@@ -196,14 +197,7 @@ class ChatchatChatModel(BaseChatModel):
         """Drop LangChain's tracing-only arguments; refuse any argument not in `call_options`."""
         for name in _TRACING_KWARGS:
             kwargs.pop(name, None)
-        unknown = sorted(name for name in kwargs if name not in self.call_options)
-        if unknown:
-            plural = "s" if len(unknown) > 1 else ""
-            raise BadRequestError(
-                f"Unrecognized request argument{plural} supplied: {', '.join(unknown)}",
-                provider=self.provider,
-                param=unknown[0],
-            )
+        refuse_unknown_options(kwargs, self.call_options, provider=self.provider)
 
     # -- generation ------------------------------------------------------------------------
     def _generate(
@@ -347,6 +341,20 @@ class ChatchatChatModel(BaseChatModel):
         fallback = RunnablePassthrough.assign(parsed=lambda _: None)
         return RunnableMap(raw=llm) | parse.with_fallbacks(
             [fallback], exception_key="parsing_error"
+        )
+
+
+def refuse_unknown_options(
+    options: Iterable[str], allowed: AbstractSet[str], *, provider: str | None = None
+) -> None:
+    """A 400 naming the `options` not in `allowed`, worded as OpenAI words it."""
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        plural = "s" if len(unknown) > 1 else ""
+        raise BadRequestError(
+            f"Unrecognized request argument{plural} supplied: {', '.join(unknown)}",
+            provider=provider,
+            param=unknown[0],
         )
 
 

@@ -22,7 +22,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
 from pydantic import BaseModel, ValidationError
 
-from langchain_chatchat.chat_models.base import ChatchatChatModel
+from langchain_chatchat.chat_models.base import ChatchatChatModel, refuse_unknown_options
 from langchain_chatchat.providers import get_provider
 from langchain_chatchat.server.config import (
     ChatchatConfig,
@@ -93,13 +93,8 @@ class ServedChat(_Served):
         for dispatcher in (self.dispatcher, *self.fallbacks):
             for replica in dispatcher.pool.replicas:
                 allowed = getattr(replica.model, "call_options", ChatchatChatModel.call_options)
-                unknown = sorted(set(options) - allowed) if allowed is not None else []
-                if unknown:
-                    plural = "s" if len(unknown) > 1 else ""
-                    raise BadRequestError(
-                        f"Unrecognized request argument{plural} supplied: {', '.join(unknown)}",
-                        param=unknown[0],
-                    )
+                if allowed is not None:
+                    refuse_unknown_options(options, allowed)
 
     def bind_tools(self, tools: Sequence[Any], **options: Any) -> Runnable:
         """The chat runnable with `tools` bound on every replica and fallback."""
