@@ -382,6 +382,9 @@ class OpenAICompatibleEmulator(EmulatorBase):
                 raise ApiError(400, chars_code, f"{message} ({chars} characters)")
             if tokens is not None and count_tokens(text) > tokens:
                 raise ApiError(400, tokens_code, f"{message} ({tokens} tokens)")
+        per_request = profile.embedding_request_tokens.get(str(body.get("model")))
+        if per_request is not None and sum(map(count_tokens, texts)) > per_request:
+            raise ApiError(400, tokens_code, f"{message} ({per_request} tokens per request)")
         return texts
 
 

@@ -121,6 +121,9 @@ class Profile:
     """Per-text (characters, tokens) limits by embedding model; tokens as the emulator counts."""
     embedding_too_long: tuple[str, str, str] = ("", "", "")
     """(code when characters, code when tokens, message) of the per-text limit error."""
+    embedding_request_tokens: Mapping[str, int] = field(default_factory=dict)
+    """Per-request token limits by embedding model (all texts together), answered like the
+    per-text token limit."""
     cache_usage: Literal["details", "top_level", "deepseek"] = "details"
     """Where usage reports prompt tokens read from cache: `prompt_tokens_details.cached_tokens`
     (OpenAI), a top-level `cached_tokens` (Moonshot), or DeepSeek's `prompt_cache_hit_tokens` /
@@ -674,6 +677,9 @@ PROFILES: dict[str, Profile] = {
         # docs.bigmodel.cn/api-reference 文本嵌入 (message unverified)
         embedding_text_limits={"embedding-3": (None, 3072), "embedding-2": (None, 512)},
         embedding_too_long=("1214", "1214", "input 长度超过模型限制"),
+        # docs.bigmodel.cn/api-reference 文本嵌入: embedding-2 takes "8K" tokens per request;
+        # read as 8000, the stricter reading (unverified, as is the message: the per-text one)
+        embedding_request_tokens={"embedding-2": 8000},
         embedding_batch_default=64,
         embedding_dimension=2048,
     ),

@@ -23,10 +23,35 @@ characters; four characters per token bounds the count from below."""
 
 @dataclass(frozen=True)
 class TextLimit:
-    """The most one text may hold: characters and/or tokens (None: not documented)."""
+    """The most one text may hold: characters and/or tokens (None: not documented); and the
+    most tokens one request may hold, all its texts together."""
 
     chars: int | None = None
     tokens: int | None = None
+    request_tokens: int | None = None
+
+
+def split_by_request_tokens(texts: Sequence[str], limit: TextLimit | None) -> list[list[str]]:
+    """`texts` in order, in groups that fit `limit.request_tokens`.
+
+    Counted by UTF-8 bytes, an upper bound on tokens for the byte-level tokenizers these
+    providers use (every token covers at least one byte), so a group never exceeds the limit;
+    a single text larger than that bound goes alone (its own per-text limit is checked apart).
+    """
+    budget = limit.request_tokens if limit is not None else None
+    if budget is None:
+        return [list(texts)]
+    groups: list[list[str]] = []
+    current: list[str] = []
+    used = 0
+    for text in texts:
+        size = len(text.encode())
+        if current and used + size > budget:
+            groups.append(current)
+            current, used = [], 0
+        current.append(text)
+        used += size
+    return [*groups, current] if current else groups
 
 
 def check_texts(texts: Sequence[str], limit: TextLimit | None, model: str, provider: str) -> None:

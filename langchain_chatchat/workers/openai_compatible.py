@@ -27,6 +27,7 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import replace
 from typing import Any, ClassVar, Literal
 
 from langchain_chatchat.workers.base import ChatWorker, EmbeddingWorker, MessageRules
@@ -37,7 +38,7 @@ from langchain_chatchat.workers.errors import (
     UpstreamConnectionError,
     UpstreamServerError,
 )
-from langchain_chatchat.workers.limits import TextLimit, check_texts
+from langchain_chatchat.workers.limits import TextLimit, check_texts, split_by_request_tokens
 from langchain_chatchat.workers.sampling import (
     SamplingRanges,
     clamp_sampling,
@@ -484,10 +485,13 @@ class OpenAICompatibleEmbeddingWorker(HTTPWorker, EmbeddingWorker):
         return self.batch_limits.get(model, self.default_batch_size)
 
     def _batches(self, request: EmbeddingRequest, batch_size: int | None) -> list[EmbeddingRequest]:
-        check_texts(
-            request.texts, self.text_limits.get(request.model), request.model, self.provider
-        )
-        return super()._batches(request, batch_size)
+        limit = self.text_limits.get(request.model)
+        check_texts(request.texts, limit, request.model, self.provider)
+        return [
+            replace(batch, texts=group)
+            for batch in super()._batches(request, batch_size)
+            for group in split_by_request_tokens(batch.texts, limit)
+        ]
 
     def embedding_payload(self, request: EmbeddingRequest) -> dict[str, Any]:
         payload: dict[str, Any] = {"model": request.model, "input": request.texts}

@@ -169,5 +169,5 @@ class ZhipuEmbeddingWorker(OpenAICompatibleEmbeddingWorker):
     batch_limits: ClassVar[Mapping[str, int]] = {"embedding-3": 64, "embedding-2": 16}
     text_limits: ClassVar[Mapping[str, TextLimit]] = {
         "embedding-3": TextLimit(tokens=3072),
-        "embedding-2": TextLimit(tokens=512),
+        "embedding-2": TextLimit(tokens=512, request_tokens=8000),  # "8K": the stricter reading
     }

@@ -407,6 +407,21 @@ def test_embedding_emulators_enforce_per_text_limits(provider, model, text, code
     assert raised.value.code == code
 
 
+def test_zhipu_embedding_2_requests_stay_under_8k_tokens():
+    """embedding-2 takes at most 8K tokens per request (all texts together): the official SDK
+    sending 16 texts of ~500 tokens is refused; ours splits them into requests that fit."""
+    emulator = running("zhipu")
+    texts = ["字" * 510] * 16  # 8160 tokens as the emulator counts: 16 texts of at most 512
+    client = ZhipuAI(api_key=emulator.api_key, base_url=emulator.base_url, max_retries=0)
+    with pytest.raises(Exception, match="8000 tokens per request"):
+        client.embeddings.create(model="embedding-2", input=texts)
+    before = len(emulator.requests)
+    vectors = embeddings_for("zhipu", model="embedding-2").embed_documents(texts)
+    assert len(vectors) == 16
+    sizes = [len(request.body["input"]) for request in emulator.requests[before:]]
+    assert sum(sizes) == 16 and len(sizes) > 1
+
+
 @pytest.mark.parametrize("streaming", [False, True], ids=["invoke", "stream"])
 def test_unknown_finish_reason_keeps_the_raw_value(streaming):
     running("openai_compatible").enqueue(Reply(text="cut", finish_reason="something_new"))
