@@ -16,6 +16,7 @@ import math
 import socket
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -68,7 +69,28 @@ class _Server(uvicorn.Server):
                 return
 
 
-class BackgroundServer:
+class _Running(ABC):
+    """`with server:` starts it and stops it at the end of the block."""
+
+    @abstractmethod
+    def start(self, port: int = 0) -> Self: ...
+
+    @abstractmethod
+    def stop(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class BackgroundServer(_Running):
     """Serve an ASGI app on 127.0.0.1 from a daemon thread; usable as a context manager."""
 
     def __init__(self, app: ASGIApp, *, graceful_shutdown: float = 0.5) -> None:
@@ -89,7 +111,7 @@ class BackgroundServer:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self, port: int = 0) -> BackgroundServer:
+    def start(self, port: int = 0) -> Self:
         """Listen on 127.0.0.1:`port` (0: a free port, see `url`)."""
         if self.running:
             return self
@@ -131,17 +153,6 @@ class BackgroundServer:
         thread.join(timeout=self._graceful_shutdown + 5)
         self._server = self._thread = None
         self._port = None
-
-    def __enter__(self) -> BackgroundServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 class TimedResponse:
@@ -236,7 +247,7 @@ class TimedResponse:
             watcher.cancel()
 
 
-class EmulatorBase:
+class EmulatorBase(_Running):
     """Lifecycle, scripting and request log shared by the emulators.
 
     A subclass builds its ASGI app and calls `_serve(app)`; its handlers call `_record` once per
@@ -266,17 +277,6 @@ class EmulatorBase:
     def stop(self) -> None:
         if self._server is not None:
             self._server.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def enqueue(self, *items: ScriptItem) -> None:
         """Script the next requests' outcomes, in order."""
