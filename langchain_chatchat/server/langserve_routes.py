@@ -151,7 +151,8 @@ def _body_checker(runnable: Runnable) -> Any:
 _RUNTIME_KEYS = frozenset({"thread_id", "checkpoint_id", "checkpoint_ns", "checkpoint_map"})
 """What a client-side LangGraph run puts in `configurable` (plus its `__pregel_*` keys) when a
 served route is one of its steps, e.g. a RemoteRunnable tool: runtime context, never a setting.
-LangServe drops them (they are not in the route's `config_keys`), so they are let through."""
+They are let through only where LangServe drops `configurable` whole (a runnable without
+configurable fields gets `config_keys=()`), so they never reach the runnable."""
 
 
 def _is_runtime_key(key: str) -> bool:
@@ -159,8 +160,9 @@ def _is_runtime_key(key: str) -> bool:
 
 
 def _check_config(config: Any, configurable_ids: frozenset[str]) -> None:
-    """A config must be an object whose `configurable` names only the runnable's own fields
-    (or a LangGraph run's runtime context, which LangServe drops)."""
+    """A config must be an object whose `configurable` names only the runnable's own fields, or
+    — for a runnable without any, whose `configurable` LangServe drops — a LangGraph run's
+    runtime context."""
     if not isinstance(config, dict):
         raise BadRequestError("'config' must be an object", param="config")
     configurable = config.get("configurable")
@@ -173,7 +175,7 @@ def _check_config(config: Any, configurable_ids: frozenset[str]) -> None:
     unknown = sorted(
         str(key)
         for key in configurable
-        if key not in configurable_ids and not _is_runtime_key(str(key))
+        if key not in configurable_ids and (configurable_ids or not _is_runtime_key(str(key)))
     )
     if unknown:
         raise BadRequestError(
