@@ -15,16 +15,32 @@ queued and health gauges cost nothing per request: a collector reads the pools w
     chatchat_replica_in_flight{model, replica}
     chatchat_replica_healthy{model, replica}                     (0 while cooling down)
     chatchat_model_queued{model}                                 (waiting for any replica)
+
+Several processes (`chatchat serve --workers N`) report as one server through prometheus_client's
+multiprocess mode: the parent points `PROMETHEUS_MULTIPROC_DIR` at a fresh private directory
+before the gateways start, every value then lives in a memory-mapped file per process, and a
+scrape, whichever gateway answers it, merges the files of all of them. Counters and histograms
+are summed (a gateway that died keeps its counts); in-flight and queued are summed over the
+live gateways; `chatchat_replica_healthy` gains a `pid` label, one series per live gateway,
+because each learns a replica's health by itself and a sum would mean nothing. The pools'
+gauges cannot be read across processes at scrape time, so each gateway writes its own every
+second and just before a scrape it answers: another gateway's may be up to a second old. The
+mode is decided when prometheus_client is first imported, so it holds for every app of the
+process: two apps in one process share the files, which is why only the gateway processes (one
+app each) run in it. One process never does and keeps today's in-memory values.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import Scope
@@ -36,6 +52,19 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _OUTCOMES = ("ok", "error", "cancelled")
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 _FIRST_CHUNK_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)
+SHARED_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus_client's multiprocess switch: the directory of every process's value files."""
+PUBLISH_INTERVAL = 1.0
+"""Seconds between two writes of a gateway's pool gauges in multiprocess mode."""
+
+
+def shared_dir() -> str | None:
+    """The directory this process's metric values live in, or None when they are in memory.
+
+    prometheus_client picks file-backed values at import when `PROMETHEUS_MULTIPROC_DIR` is set;
+    a variable set later changes nothing, so both must hold."""
+    path = os.environ.get(SHARED_DIR_ENV)
+    return path if path and values.ValueClass is not values.MutexValue else None
 
 
 class Metrics:
@@ -43,6 +72,13 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        """This app's metrics; in multiprocess mode a scrape reads the files instead."""
+        self._shared_dir = shared_dir()
+        self._exposed = self.registry
+        self._publish: Callable[[], None] | None = None
+        if self._shared_dir is not None:
+            self._exposed = CollectorRegistry()
+            MultiProcessCollector(self._exposed, path=self._shared_dir)
         self._http_requests = Counter(
             "chatchat_http_requests",
             "HTTP requests, by route template and status.",
@@ -95,7 +131,17 @@ class Metrics:
 
     def watch(self, pools: Iterable[ReplicaPool]) -> None:
         """Report the pools' in-flight, queued and health gauges at each scrape."""
-        self.registry.register(_PoolCollector(tuple(pools)))
+        if self._shared_dir is None:
+            self.registry.register(_PoolCollector(tuple(pools)))
+            return
+        gauges = _PublishedPoolGauges(tuple(pools), self.registry)
+        self._publish = gauges.publish
+        threading.Thread(
+            target=gauges.publish_every,
+            args=(PUBLISH_INTERVAL,),
+            name="chatchat-gauges",
+            daemon=True,
+        ).start()
 
     def observe_http(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)
@@ -109,7 +155,9 @@ class Metrics:
         children[1].observe(seconds)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if self._publish is not None:
+            self._publish()  # this process's gauges as of now
+        return generate_latest(self._exposed)
 
 
 class RouteLabels:
@@ -214,8 +262,30 @@ class ReplicaStats:
         return self._errors.labels(*self._labels, kind)
 
 
+_IN_FLIGHT = ("chatchat_replica_in_flight", "Requests running on a replica.")
+_HEALTHY = (
+    "chatchat_replica_healthy",
+    "1 when a replica takes traffic, 0 while it cools down after failures.",
+)
+_QUEUED = ("chatchat_model_queued", "Requests waiting for a free replica slot.")
+_REPLICA_LABELS = ("model", "replica")
+
+
+def _readings(
+    pools: tuple[ReplicaPool, ...],
+) -> Iterator[tuple[tuple[str, str], tuple[str, ...], float]]:
+    """(gauge, label values, value) of every pool gauge now."""
+    now = time.monotonic()
+    for pool in pools:
+        yield _QUEUED, (pool.name,), pool.queued
+        for replica in pool.replicas:
+            labels = (pool.name, replica.label)
+            yield _IN_FLIGHT, labels, replica.in_flight
+            yield _HEALTHY, labels, float(replica.healthy(now))
+
+
 class _PoolCollector(Collector):
-    """Gauges read from the pools at scrape time."""
+    """Gauges read from the pools at scrape time (one process)."""
 
     def __init__(self, pools: tuple[ReplicaPool, ...]) -> None:
         self._pools = pools
@@ -224,23 +294,47 @@ class _PoolCollector(Collector):
         return []
 
     def collect(self) -> Iterator[Metric]:
-        in_flight = GaugeMetricFamily(
-            "chatchat_replica_in_flight",
-            "Requests running on a replica.",
-            labels=["model", "replica"],
-        )
-        healthy = GaugeMetricFamily(
-            "chatchat_replica_healthy",
-            "1 when a replica takes traffic, 0 while it cools down after failures.",
-            labels=["model", "replica"],
-        )
-        queued = GaugeMetricFamily(
-            "chatchat_model_queued", "Requests waiting for a free replica slot.", labels=["model"]
-        )
-        now = time.monotonic()
-        for pool in self._pools:
-            queued.add_metric([pool.name], pool.queued)
-            for replica in pool.replicas:
-                in_flight.add_metric([pool.name, replica.label], replica.in_flight)
-                healthy.add_metric([pool.name, replica.label], float(replica.healthy(now)))
-        yield from (in_flight, healthy, queued)
+        families = {
+            _IN_FLIGHT: GaugeMetricFamily(*_IN_FLIGHT, labels=_REPLICA_LABELS),
+            _HEALTHY: GaugeMetricFamily(*_HEALTHY, labels=_REPLICA_LABELS),
+            _QUEUED: GaugeMetricFamily(*_QUEUED, labels=["model"]),
+        }
+        for gauge, labels, value in _readings(self._pools):
+            families[gauge].add_metric(labels, value)
+        yield from families.values()
+
+
+class _PublishedPoolGauges:
+    """The pool gauges in multiprocess mode: written to this process's files by `publish`.
+
+    In-flight and queued are summed over the live processes (`livesum`), health is one series
+    per live process (`liveall`, labelled `pid`); a dead process's series leave with it
+    (`mark_process_dead`, called by the parent)."""
+
+    def __init__(self, pools: tuple[ReplicaPool, ...], registry: CollectorRegistry) -> None:
+        self._pools = pools
+        self._gauges = {
+            _IN_FLIGHT: Gauge(
+                *_IN_FLIGHT, _REPLICA_LABELS, registry=registry, multiprocess_mode="livesum"
+            ),
+            _HEALTHY: Gauge(
+                *_HEALTHY, _REPLICA_LABELS, registry=registry, multiprocess_mode="liveall"
+            ),
+            _QUEUED: Gauge(*_QUEUED, ["model"], registry=registry, multiprocess_mode="livesum"),
+        }
+        self._children: dict[tuple[tuple[str, str], tuple[str, ...]], Gauge] = {}
+        self.publish()
+
+    def publish(self) -> None:
+        for gauge, labels, value in _readings(self._pools):
+            child = self._children.get((gauge, labels))
+            if child is None:
+                child = self._children[gauge, labels] = self._gauges[gauge].labels(*labels)
+            child.set(value)
+
+    def publish_every(self, seconds: float) -> None:
+        """Run in a daemon thread for the life of the process (the pools' counts are plain
+        ints and a deque's length: reading them from another thread is safe)."""
+        while True:
+            time.sleep(seconds)
+            self.publish()

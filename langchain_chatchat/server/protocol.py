@@ -156,5 +156,13 @@ def uvicorn_options(
         "http": guarded_protocol(settings, implementation),
         "h11_max_incomplete_event_size": settings.max_header_size,
         "timeout_keep_alive": settings.keep_alive_timeout,
-        "limit_concurrency": settings.max_connections,
+        "limit_concurrency": concurrency_limit(settings.max_connections),
     }
+
+
+def concurrency_limit(max_connections: int | None) -> int | None:
+    """uvicorn's `limit_concurrency` that serves `max_connections` connections at once.
+
+    uvicorn answers 503 once the open connections, the asking one included, reach its limit,
+    so a limit of N serves N - 1 (and 1 serves none)."""
+    return None if max_connections is None else max_connections + 1

@@ -12,6 +12,12 @@ one listening socket) use N. What must not be multiplied is multiplied never:
   they are divided: each gateway gets `max_concurrency // N` per replica and `max_queue // N`.
   The server's total never exceeds the configured numbers; a `max_concurrency` below N cannot
   be divided and is a start-up error naming the entry.
+- `server.max_connections` is divided the same way (uvicorn counts connections per process):
+  each gateway serves `max_connections // N` at once, and a value below N is a start-up error.
+- Metrics report the whole server: the parent creates a fresh private directory (mode 0700,
+  removed at shutdown) for prometheus_client's multiprocess mode, passes it to the gateways
+  as `PROMETHEUS_MULTIPROC_DIR`, and drops the live gauges of a gateway that died (see
+  server/metrics.py). One process never uses it.
 
 Start-up checks run once, in the parent, before any process starts: the config is validated
 (every API model constructed), the port is bound (so "address in use" is one clear error),
@@ -29,10 +35,12 @@ import functools
 import gc
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -47,7 +55,10 @@ from langchain_chatchat.server.config import (
     ConfigError,
     ModelConfig,
     ReplicaConfig,
+    ServerSettings,
 )
+from langchain_chatchat.server.metrics import PUBLISH_INTERVAL, SHARED_DIR_ENV
+from langchain_chatchat.server.protocol import concurrency_limit
 
 WORKERS_ENV = "CHATCHAT_WORKERS"
 """How many gateway processes share the port (read by each gateway)."""
@@ -94,6 +105,7 @@ def gateway_config(
     config: ChatchatConfig, workers: int, model_url: str | None, model_key: str | None
 ) -> ChatchatConfig:
     """What each of `workers` gateway processes serves: limits divided, local entries remote."""
+    server = gateway_server(config.server, workers)
     models = []
     for index, entry in enumerate(config.models):
         if is_local(entry):
@@ -102,7 +114,20 @@ def gateway_config(
             models.append(_via_model_process(entry, model_url, model_key))
         else:
             models.append(_divided(index, entry, workers))
-    return config.model_copy(update={"models": models})
+    return config.model_copy(update={"server": server, "models": models})
+
+
+def gateway_server(settings: ServerSettings, workers: int) -> ServerSettings:
+    """Each gateway's `server:` settings: its share of `max_connections`."""
+    limit = settings.max_connections
+    if workers == 1 or limit is None:
+        return settings
+    if limit < workers:
+        raise ConfigError(
+            f"server.max_connections: {limit} cannot be divided across {workers} worker"
+            " processes (each needs at least 1); raise it or run fewer workers"
+        )
+    return settings.model_copy(update={"max_connections": limit // workers})
 
 
 def _via_model_process(entry: ModelConfig, url: str, key: str) -> ModelConfig:
@@ -284,7 +309,7 @@ def start_model_process(config_path: Path | None, log_level: str) -> ModelProces
         process = subprocess.Popen(
             [sys.executable, "-c", f"from {__name__} import model_process_main as m; m()"],
             env={
-                **os.environ,
+                **{name: value for name, value in os.environ.items() if name != SHARED_DIR_ENV},
                 **_config_env(config_path),
                 _FD_ENV: str(listener.fileno()),
                 MODEL_KEY_ENV: key,
@@ -341,14 +366,64 @@ def _config_env(config_path: Path | None) -> dict[str, str]:
 
 
 @contextlib.contextmanager
+def shared_metrics_dir() -> Iterator[str]:
+    """A fresh directory for the gateways' metric files, private to this user (0700), whose
+    dead gateways' live gauges are dropped as they die; removed, with every file, at exit.
+
+    Never reused: a previous run's files would add its counts to this one's."""
+    path = tempfile.mkdtemp(prefix="chatchat-metrics-")
+    stop = threading.Event()
+    sweeper = threading.Thread(
+        target=_sweep_dead_gateways, args=(path, stop), name="chatchat-metrics-sweep", daemon=True
+    )
+    sweeper.start()
+    try:
+        yield path
+    finally:
+        stop.set()
+        sweeper.join()
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _sweep_dead_gateways(path: str, stop: threading.Event) -> None:
+    """`mark_process_dead` for every gateway that left gauge files and no longer runs (crashed,
+    or replaced by uvicorn): its in-flight and health series must not outlive it."""
+    from prometheus_client.multiprocess import mark_process_dead
+
+    while not stop.wait(PUBLISH_INTERVAL):
+        for pid in {_writer_pid(name) for name in os.listdir(path) if name.startswith("gauge_")}:
+            if pid is not None and not _running(pid):
+                mark_process_dead(pid, path)
+
+
+def _writer_pid(file_name: str) -> int | None:
+    """The pid in prometheus_client's file name `gauge_<mode>_<pid>.db`."""
+    pid = file_name.removesuffix(".db").rpartition("_")[2]
+    return int(pid) if pid.isdigit() else None
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except (ProcessLookupError, PermissionError):  # gone, or the pid is someone else's now
+        return False
+    return True
+
+
+@contextlib.contextmanager
 def worker_environment(
-    workers: int, config_path: Path | None, model_process: ModelProcess | None
+    workers: int,
+    config_path: Path | None,
+    model_process: ModelProcess | None,
+    metrics_dir: str | None = None,
 ) -> Iterator[None]:
     """The variables every gateway process reads in `gateway_app` (inherited at spawn)."""
     update = {WORKERS_ENV: str(workers), **_config_env(config_path)}
     if model_process is not None:
         update[MODEL_URL_ENV] = model_process.url
         update[MODEL_KEY_ENV] = model_process.key
+    if metrics_dir is not None:
+        update[SHARED_DIR_ENV] = metrics_dir
     saved = {name: os.environ.get(name) for name in update}
     os.environ.update(update)
     try:
@@ -373,7 +448,8 @@ def serve_workers(
 ) -> None:
     """Check once, start the model process if needed, run `workers` gateways, stop them all.
 
-    `uvicorn_options` (log config, protocol limits) apply to every gateway process."""
+    `uvicorn_options` (log config, protocol limits) apply to every gateway process, with each
+    gateway's share of `max_connections`."""
     import uvicorn
 
     from langchain_chatchat.server.access_log import uvicorn_log_config
@@ -383,13 +459,22 @@ def serve_workers(
         options["http"] = f"{__name__}:gateway_protocol"
     check_port_free(host, port)
     validate(config, workers)
+    options["limit_concurrency"] = concurrency_limit(
+        gateway_server(config.server, workers).max_connections
+    )
     model_process = (
         start_model_process(config_path, log_level)
         if any(is_local(entry) for entry in config.models)
         else None
     )
     try:
-        with worker_environment(workers, config_path, model_process):
+        with contextlib.ExitStack() as stack:
+            metrics_dir = (
+                stack.enter_context(shared_metrics_dir()) if config.server.metrics else None
+            )
+            stack.enter_context(
+                worker_environment(workers, config_path, model_process, metrics_dir)
+            )
             uvicorn.run(
                 f"{__name__}:gateway_app",
                 factory=True,

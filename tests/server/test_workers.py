@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -17,14 +20,17 @@ import psutil
 import pytest
 import yaml
 from langserve import RemoteRunnable
+from prometheus_client.parser import text_string_to_metric_families
 
 from langchain_chatchat.server.config import ConfigError, load_config
+from langchain_chatchat.server.metrics import SHARED_DIR_ENV
 from langchain_chatchat.server.workers import gateway_config, is_local, model_process_config
 from langchain_chatchat.testing import DashScopeEmulator, Reply
 from tests.server.conftest import qwen_params
 from tests.server.test_cli import PROJECT_ROOT, free_port, wait_until_up
 
 KEY = "sk-workers-test-0123456789"
+AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
 def _config(emulator: DashScopeEmulator, **qwen: Any) -> dict[str, Any]:
@@ -61,6 +67,16 @@ def test_a_limit_below_the_worker_count_is_a_config_error(dashscope_emulator):
     config = load_config(_config(dashscope_emulator, max_concurrency=2))
     with pytest.raises(ConfigError, match=r'models\[0\] "qwen-plus".max_concurrency: 2 cannot'):
         gateway_config(config, 3, None, None)
+
+
+def test_max_connections_is_divided_across_workers(dashscope_emulator):
+    config = load_config({**_config(dashscope_emulator), "server": {"max_connections": 9}})
+    assert gateway_config(config, 2, None, None).server.max_connections == 4
+    assert gateway_config(config, 1, None, None).server.max_connections == 9
+    unlimited = load_config({**_config(dashscope_emulator), "server": {"max_connections": None}})
+    assert gateway_config(unlimited, 4, None, None).server.max_connections is None
+    with pytest.raises(ConfigError, match="server.max_connections: 9 cannot be divided across 10"):
+        gateway_config(config, 10, None, None)
 
 
 def test_local_entries_go_to_the_model_process(dashscope_emulator):
@@ -149,12 +165,19 @@ def _wait_children(process: subprocess.Popen, count: int) -> list[psutil.Process
         children = [
             child
             for child in psutil.Process(process.pid).children(recursive=True)
-            if "resource_tracker" not in " ".join(child.cmdline())
+            if _serves(child)
         ]
         if len(children) >= count:
             return children
         time.sleep(0.2)
     raise AssertionError(f"expected {count} child processes, got {children}")
+
+
+def _serves(child: psutil.Process) -> bool:
+    try:
+        return "resource_tracker" not in " ".join(child.cmdline())
+    except psutil.Error:  # a killed gateway not reaped yet (a zombie), or gone
+        return False
 
 
 def _loads_torch(child: psutil.Process) -> bool:
@@ -256,3 +279,179 @@ def test_an_indivisible_limit_fails_at_start(served, dashscope_emulator):
     process, _ = served(_config(dashscope_emulator, max_concurrency=1), "--workers", "2")
     assert process.wait(timeout=60) == 2
     assert "cannot be divided across 2 worker processes" in process.stderr.read()
+
+
+def test_a_max_connections_below_the_worker_count_fails_at_start(served, dashscope_emulator):
+    config = _config(dashscope_emulator)
+    config["server"]["max_connections"] = 1
+    process, _ = served(config, "--workers", "2")
+    assert process.wait(timeout=60) == 2
+    assert "server.max_connections: 1 cannot be divided across 2 worker processes" in (
+        process.stderr.read()
+    )
+
+
+# -- the whole server's limits and metrics, across gateways ----------------------------------------
+def _connect(url: str, gateways: set[int]) -> tuple[http.client.HTTPConnection, int]:
+    """A fresh connection to the server, and the gateway process that accepted it."""
+    port = int(url.rsplit(":", 1)[1])
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.connect()
+    assert connection.sock is not None
+    local = connection.sock.getsockname()[1]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for socket_ in psutil.net_connections("tcp"):
+            if (
+                socket_.pid in gateways
+                and socket_.laddr.port == port
+                and socket_.raddr
+                and socket_.raddr.port == local
+            ):
+                return connection, socket_.pid
+        time.sleep(0.05)
+    raise AssertionError(f"no gateway accepted the connection from port {local}")
+
+
+def _get(connection: http.client.HTTPConnection, path: str) -> int:
+    connection.request("GET", path, headers=AUTH)
+    response = connection.getresponse()
+    response.read()
+    return response.status
+
+
+def _scrape(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of one /metrics answer (on a fresh connection), by (name, labels)."""
+    with httpx.Client() as fresh:
+        text = fresh.get(f"{url}/metrics", headers=AUTH).text
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def _value(samples: dict, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def _healthy_pids(samples: dict) -> set[int]:
+    return {
+        int(dict(labels)["pid"]) for name, labels in samples if name == "chatchat_replica_healthy"
+    }
+
+
+def _poll(check, *args: Any, seconds: float = 10) -> None:
+    """Until `check(*args)` holds (gauges of other gateways are up to a second old)."""
+    deadline = time.monotonic() + seconds
+    while not check(*args):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def _all_report(url: str, gateways: set[int]) -> bool:
+    return _healthy_pids(_scrape(url)) == gateways
+
+
+def test_metrics_count_every_gateway_dead_ones_included(served, dashscope_emulator):
+    process, url = served(_config(dashscope_emulator), "--workers", "2")
+    wait_until_up(f"{url}/health", process)
+    gateways = {child.pid for child in _wait_children(process, 2)}
+    _poll(_all_report, url, gateways, seconds=60)  # both have built their app
+    served_by: dict[int, int] = dict.fromkeys(gateways, 0)
+    sent = 0
+    while sent < 20 or 0 in served_by.values():  # until both gateways answered some
+        assert sent < 200, f"requests never reached both gateways: {served_by}"
+        connection, gateway = _connect(url, gateways)
+        with contextlib.closing(connection):
+            assert _get(connection, "/v1/models") == 200
+        served_by[gateway] += 1
+        sent += 1
+    models = {"method": "GET", "route": "/v1/models"}
+    for _ in range(6):  # whichever gateway answers reports the whole server
+        samples = _scrape(url)
+        assert _value(samples, "chatchat_http_requests_total", **models, status="200") == sent
+        assert _value(samples, "chatchat_http_request_duration_seconds_count", **models) == sent
+        assert _healthy_pids(samples) == gateways  # health: one series per live gateway
+    killed = max(served_by, key=served_by.__getitem__)
+    os.kill(killed, signal.SIGKILL)  # uvicorn starts a replacement
+
+    def replaced() -> bool:
+        live = {child.pid for child in _wait_children(process, 2)} - {killed}
+        return len(live) == 2 and _all_report(url, live)
+
+    _poll(replaced, seconds=30)
+    samples = _scrape(url)  # the dead gateway's counts stay in the total
+    assert _value(samples, "chatchat_http_requests_total", **models, status="200") == sent
+    assert _stop(process) == 0
+
+
+def test_in_flight_is_summed_over_gateways(served, dashscope_emulator):
+    process, url = served(_config(dashscope_emulator), "--workers", "2")
+    wait_until_up(f"{url}/health", process)
+    gateways = {child.pid for child in _wait_children(process, 2)}
+    _poll(_all_report, url, gateways, seconds=60)  # both have built their app
+    body = '{"model": "qwen-plus", "messages": [{"role": "user", "content": "hi"}]}'
+    headers = {**AUTH, "Content-Type": "application/json"}
+    held: dict[http.client.HTTPConnection, int] = {}
+    while set(held.values()) != gateways:  # a slow request in flight on each gateway
+        assert len(held) < 40, "requests never reached both gateways"
+        dashscope_emulator.enqueue(Reply(text="slow", first_chunk_delay=8))
+        connection, gateway = _connect(url, gateways)
+        connection.request("POST", "/v1/chat/completions", body, headers)  # answer read below
+        held[connection] = gateway
+    replica = {"model": "qwen-plus", "replica": "0:qwen"}
+    _poll(lambda: _value(_scrape(url), "chatchat_replica_in_flight", **replica) == len(held))
+    for connection in held:
+        with contextlib.closing(connection):
+            response = connection.getresponse()
+            assert response.status == 200, response.read()
+            response.read()
+    _poll(lambda: _value(_scrape(url), "chatchat_replica_in_flight", **replica) == 0)
+    assert _value(_scrape(url), "chatchat_model_queued", model="qwen-plus") == 0
+    assert _stop(process) == 0
+
+
+def test_the_metrics_directory_is_private_fresh_and_removed(served, dashscope_emulator):
+    directories = []
+    for _ in range(2):
+        process, url = served(_config(dashscope_emulator), "--workers", "2")
+        wait_until_up(f"{url}/health", process)
+        children = _wait_children(process, 2)
+        gateways = {child.pid for child in children}
+        (directory,) = {child.environ().get(SHARED_DIR_ENV) for child in children}
+        assert directory is not None and directory not in directories
+        directories.append(directory)
+        info = os.stat(directory)
+        assert stat.S_IMODE(info.st_mode) == 0o700 and info.st_uid == os.getuid()
+        _poll(_all_report, url, gateways, seconds=60)
+        writers = {
+            int(name.removesuffix(".db").rpartition("_")[2]) for name in os.listdir(directory)
+        }
+        assert writers == gateways  # the gateways alone, never the parent
+        assert _stop(process) == 0
+        assert not os.path.exists(directory)
+
+
+def test_max_connections_hold_for_the_whole_server(served, dashscope_emulator):
+    config = _config(dashscope_emulator)
+    config["server"].update(max_connections=4, keep_alive_timeout=60)  # 2 per gateway
+    process, url = served(config, "--workers", "2")
+    wait_until_up(f"{url}/health", process)
+    gateways = {child.pid for child in _wait_children(process, 2)}
+    kept: dict[int, int] = dict.fromkeys(gateways, 0)
+    connections = []
+    try:
+        for _ in range(6):  # kept open: at least one gateway gets 3
+            connection, gateway = _connect(url, gateways)
+            connections.append(connection)
+            status = _get(connection, "/health")
+            if kept[gateway] < 2:
+                assert status == 200
+                kept[gateway] += 1
+            else:
+                assert status == 503  # uvicorn closes it: the gateway keeps its 2
+    finally:
+        for connection in connections:
+            connection.close()
+    assert _stop(process) == 0
