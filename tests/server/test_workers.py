@@ -21,10 +21,17 @@ import pytest
 import yaml
 from langserve import RemoteRunnable
 from prometheus_client.parser import text_string_to_metric_families
+from typer.testing import CliRunner
 
+from langchain_chatchat.cli import app
 from langchain_chatchat.server.config import ConfigError, load_config
 from langchain_chatchat.server.metrics import SHARED_DIR_ENV
-from langchain_chatchat.server.workers import gateway_config, is_local, model_process_config
+from langchain_chatchat.server.workers import (
+    gateway_config,
+    is_local,
+    model_process_config,
+    shared_metrics_dir,
+)
 from langchain_chatchat.testing import DashScopeEmulator, Reply
 from tests.server.conftest import qwen_params
 from tests.server.test_cli import PROJECT_ROOT, free_port, wait_until_up
@@ -103,6 +110,46 @@ def test_local_entries_go_to_the_model_process(dashscope_emulator):
     (replica,) = gateway.replicas
     assert (replica.url, replica.protocol) == ("http://127.0.0.1:1234/v1", "openai")
     assert replica.params["api_key"] == "sk-inner" and replica.params["max_retries"] == 0
+
+
+def _writer(file_name: str) -> int:
+    """The pid in a prometheus_client value file's name (`counter_123.db`)."""
+    return int(file_name.removesuffix(".db").rpartition("_")[2])
+
+
+def test_each_run_gets_a_fresh_private_metrics_directory_removed_at_exit():
+    with shared_metrics_dir() as first:
+        info = os.stat(first)
+        assert stat.S_IMODE(info.st_mode) == 0o700 and info.st_uid == os.getuid()
+        assert os.listdir(first) == []
+        (Path(first) / "counter_1.db").write_bytes(b"\0" * 8)
+    assert not os.path.exists(first)
+    with shared_metrics_dir() as second:
+        assert second != first and os.listdir(second) == []
+
+
+def test_a_dead_gateways_gauges_are_dropped_and_its_counts_kept():
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead, alive = int(finished.stdout), os.getpid()
+    files = [
+        f"gauge_livesum_{dead}.db",
+        f"gauge_liveall_{dead}.db",
+        f"counter_{dead}.db",
+        f"gauge_livesum_{alive}.db",
+    ]
+    with shared_metrics_dir() as directory:
+        for name in files:
+            (Path(directory) / name).write_bytes(b"\0" * 8)
+        deadline = time.monotonic() + 10
+        while f"gauge_livesum_{dead}.db" in os.listdir(directory):
+            assert time.monotonic() < deadline, "the dead process's gauges stayed"
+            time.sleep(0.1)
+        assert sorted(os.listdir(directory)) == [f"counter_{dead}.db", f"gauge_livesum_{alive}.db"]
 
 
 # -- real processes --------------------------------------------------------------------------------
@@ -281,13 +328,16 @@ def test_an_indivisible_limit_fails_at_start(served, dashscope_emulator):
     assert "cannot be divided across 2 worker processes" in process.stderr.read()
 
 
-def test_a_max_connections_below_the_worker_count_fails_at_start(served, dashscope_emulator):
+def test_a_max_connections_below_the_worker_count_fails_at_start(dashscope_emulator, tmp_path):
     config = _config(dashscope_emulator)
     config["server"]["max_connections"] = 1
-    process, _ = served(config, "--workers", "2")
-    assert process.wait(timeout=60) == 2
+    path = tmp_path / "chatchat.yaml"
+    path.write_text(yaml.safe_dump(config))
+    arguments = ["serve", "-c", str(path), "--port", str(free_port()), "--workers", "2"]
+    result = CliRunner().invoke(app, arguments)  # fails in the checks, before any process
+    assert result.exit_code == 2
     assert "server.max_connections: 1 cannot be divided across 2 worker processes" in (
-        process.stderr.read()
+        result.stderr
     )
 
 
@@ -373,6 +423,10 @@ def test_metrics_count_every_gateway_dead_ones_included(served, dashscope_emulat
         assert _value(samples, "chatchat_http_requests_total", **models, status="200") == sent
         assert _value(samples, "chatchat_http_request_duration_seconds_count", **models) == sent
         assert _healthy_pids(samples) == gateways  # health: one series per live gateway
+    (directory,) = {psutil.Process(pid).environ().get(SHARED_DIR_ENV) for pid in gateways}
+    info = os.stat(directory)
+    assert stat.S_IMODE(info.st_mode) == 0o700 and info.st_uid == os.getuid()
+    assert {_writer(name) for name in os.listdir(directory)} == gateways  # never the parent
     killed = max(served_by, key=served_by.__getitem__)
     os.kill(killed, signal.SIGKILL)  # uvicorn starts a replacement
 
@@ -384,6 +438,7 @@ def test_metrics_count_every_gateway_dead_ones_included(served, dashscope_emulat
     samples = _scrape(url)  # the dead gateway's counts stay in the total
     assert _value(samples, "chatchat_http_requests_total", **models, status="200") == sent
     assert _stop(process) == 0
+    assert not os.path.exists(directory)
 
 
 def test_in_flight_is_summed_over_gateways(served, dashscope_emulator):
@@ -410,27 +465,6 @@ def test_in_flight_is_summed_over_gateways(served, dashscope_emulator):
     _poll(lambda: _value(_scrape(url), "chatchat_replica_in_flight", **replica) == 0)
     assert _value(_scrape(url), "chatchat_model_queued", model="qwen-plus") == 0
     assert _stop(process) == 0
-
-
-def test_the_metrics_directory_is_private_fresh_and_removed(served, dashscope_emulator):
-    directories = []
-    for _ in range(2):
-        process, url = served(_config(dashscope_emulator), "--workers", "2")
-        wait_until_up(f"{url}/health", process)
-        children = _wait_children(process, 2)
-        gateways = {child.pid for child in children}
-        (directory,) = {child.environ().get(SHARED_DIR_ENV) for child in children}
-        assert directory is not None and directory not in directories
-        directories.append(directory)
-        info = os.stat(directory)
-        assert stat.S_IMODE(info.st_mode) == 0o700 and info.st_uid == os.getuid()
-        _poll(_all_report, url, gateways, seconds=60)
-        writers = {
-            int(name.removesuffix(".db").rpartition("_")[2]) for name in os.listdir(directory)
-        }
-        assert writers == gateways  # the gateways alone, never the parent
-        assert _stop(process) == 0
-        assert not os.path.exists(directory)
 
 
 def test_max_connections_hold_for_the_whole_server(served, dashscope_emulator):
