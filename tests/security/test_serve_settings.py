@@ -29,7 +29,7 @@ def test_serve_applies_the_connection_limits(monkeypatch, tmp_path):
     server = "{max_header_size: 4096, header_timeout: 3, keep_alive_timeout: 2, max_connections: 9}"
     result, kwargs = _serve(monkeypatch, tmp_path, server)
     assert result.exit_code == 0, result.output
-    assert kwargs["limit_concurrency"] == 9
+    assert kwargs["limit_concurrency"] == 10  # uvicorn serves one fewer than its limit
     assert kwargs["timeout_keep_alive"] == 2
     assert kwargs["h11_max_incomplete_event_size"] == 4096
     protocol = kwargs["http"]
