@@ -25,9 +25,10 @@ live gateways; `chatchat_replica_healthy` gains a `pid` label, one series per li
 because each learns a replica's health by itself and a sum would mean nothing. The pools'
 gauges cannot be read across processes at scrape time, so each gateway writes its own every
 second and just before a scrape it answers: another gateway's may be up to a second old. The
-mode is decided when prometheus_client is first imported, so it holds for every app of the
-process: two apps in one process share the files, which is why only the gateway processes (one
-app each) run in it. One process never does and keeps today's in-memory values.
+files carry no `_created` series. The mode is decided when prometheus_client is first imported,
+so it holds for every app of the process: two apps in one process would share the files, which
+is why only the gateway processes (one app each) run in it. A single process never does: its
+values stay in memory, each app with its own registry, and no update touches a file.
 """
 
 from __future__ import annotations
@@ -71,8 +72,7 @@ class Metrics:
     """Every metric of one app, and the label children bound for the hot path."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        """This app's metrics; in multiprocess mode a scrape reads the files instead."""
+        self.registry = CollectorRegistry()  # in multiprocess mode, scrapes read the files
         self._shared_dir = shared_dir()
         self._exposed = self.registry
         self._publish: Callable[[], None] | None = None
@@ -135,13 +135,8 @@ class Metrics:
             self.registry.register(_PoolCollector(tuple(pools)))
             return
         gauges = _PublishedPoolGauges(tuple(pools), self.registry)
+        gauges.start(PUBLISH_INTERVAL)
         self._publish = gauges.publish
-        threading.Thread(
-            target=gauges.publish_every,
-            args=(PUBLISH_INTERVAL,),
-            name="chatchat-gauges",
-            daemon=True,
-        ).start()
 
     def observe_http(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)
@@ -332,9 +327,13 @@ class _PublishedPoolGauges:
                 child = self._children[gauge, labels] = self._gauges[gauge].labels(*labels)
             child.set(value)
 
-    def publish_every(self, seconds: float) -> None:
-        """Run in a daemon thread for the life of the process (the pools' counts are plain
-        ints and a deque's length: reading them from another thread is safe)."""
-        while True:
-            time.sleep(seconds)
-            self.publish()
+    def start(self, interval: float) -> None:
+        """Publish every `interval` seconds, in a daemon thread, for the life of the process
+        (the pools' counts are plain ints and a deque's length: safe to read from a thread)."""
+
+        def run() -> None:
+            while True:
+                time.sleep(interval)
+                self.publish()
+
+        threading.Thread(target=run, name="chatchat-pool-gauges", daemon=True).start()
