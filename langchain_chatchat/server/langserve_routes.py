@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.utils.pydantic import TypeBaseModel
-from langserve import APIHandler, add_routes
+from langserve import add_routes
 from langserve.callbacks import AsyncEventAggregatorCallback
 from pydantic import BaseModel, ValidationError
 
@@ -46,8 +46,9 @@ def add_langserve_routes(app: FastAPI, registry: ModelRegistry) -> None:
         config_keys = ("configurable",) if runnable.config_specs else ()
         add_playground_page(
             app,
-            APIHandler(served_runnable, path=path, config_keys=config_keys),
+            served_runnable,
             path,
+            config_keys=config_keys,
             images=served.kind == "chat",
             max_body_size=max_body_size,
         )

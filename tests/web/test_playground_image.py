@@ -204,6 +204,19 @@ def test_a_too_large_or_non_image_file_shows_an_error_and_sends_nothing(
     assert bodies == [{"input": [{"content": "hello", "type": "human"}], "config": {}}]
 
 
+def test_the_home_page_refuses_the_same_files(page: Any, server_url: str) -> None:
+    page.goto(server_url + "/")
+    page.locator("#model option").first.wait_for(state="attached")
+    assert page.get_attribute("#image", "accept") == "image/png,image/jpeg,image/webp,image/gif"
+    page.set_input_files(
+        "#image", files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"text"}]
+    )
+    error = page.locator(".message.error")
+    error.wait_for()
+    assert error.text_content() == "notes.txt is not a PNG, JPEG, WebP or GIF image."
+    assert page.locator("#attachments img").count() == 0
+
+
 def test_without_an_attachment_the_request_is_the_apps_own(page: Any, server_url: str) -> None:
     bodies = run_bodies(page)
     open_playground(page, f"{server_url}/qwen-plus/playground/")

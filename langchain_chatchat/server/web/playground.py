@@ -17,9 +17,12 @@ import hashlib
 import html
 import logging
 import re
+from collections.abc import Sequence
 
 from fastapi import FastAPI, Request
+from langchain_core.runnables import Runnable
 from langserve import APIHandler
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from langchain_chatchat.server.web import page_headers
@@ -32,18 +35,26 @@ _HEAD_END = b"</head>"
 
 def add_playground_page(
     app: FastAPI,
-    handler: APIHandler,
+    runnable: Runnable,
     path: str,
     *,
+    config_keys: Sequence[str],
     images: bool,
     max_body_size: int,
 ) -> None:
-    """Serve `handler`'s playground page at `path`/playground/ (and its `index.html`).
+    """Serve the playground page of `runnable` (served by LangServe at `path` with `config_keys`)
+    at `path`/playground/ and its `index.html`.
 
     Call before LangServe's own routes for `path` are added: the first matching route wins.
     """
+    handler: APIHandler | None = None
 
     async def playground_page(request: Request) -> Response:
+        nonlocal handler
+        if handler is None:  # on first use: building one takes LangServe about 0.1 s
+            handler = await run_in_threadpool(
+                APIHandler, runnable, path=path, config_keys=config_keys
+            )
         page = await handler.playground("", request)
         if page.status_code != 200:
             return page
