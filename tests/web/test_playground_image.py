@@ -242,6 +242,19 @@ def test_a_text_only_model_refuses_the_image_and_the_page_says_so(
     )
 
 
+def test_a_body_past_the_servers_limit_shows_its_413(page: Any, server_url: str) -> None:
+    open_playground(page, f"{server_url}/qwen-vl-max/playground/")
+    attach(page, "full.png", "image/png", image_bytes() + bytes(MAX_IMAGE - 1_000))
+    page.get_by_role("img", name="Attached image full.png").wait_for()
+    post(page, "/qwen-vl-max/invoke", {"input": "x" * 70_000})  # the image fits; with this, not
+    alert = page.get_by_role("alert")
+    alert.filter(has_text="413").wait_for()
+    assert alert.text_content() == (
+        "The server refused the request with the image. 413: The request body is larger than"
+        f" the server's limit of {MAX_BODY} bytes."
+    )
+
+
 def test_with_api_keys_the_playground_sends_the_image_over_its_session(
     page: Any, keyed_server_url: str
 ) -> None:

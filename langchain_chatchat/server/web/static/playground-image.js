@@ -114,7 +114,7 @@
   async function reportRefusal(reply) {
     try {
       const problem = reply.ok ? await streamedError(reply) : await replyError(reply);
-      if (problem) showError(`The server refused the request with the image (${problem}).`);
+      if (problem) showError(`The server refused the request with the image. ${problem}`);
     } catch {
       // the app stopped the run
     }
