@@ -338,6 +338,11 @@ TEXT = {"type": "text", "text": "hi"}
             {"input": {"messages": [{"type": "human", "content": ["IMG"]}]}},
             id="prompt-value",
         ),
+        pytest.param(
+            {"input": {"text": "hi", "type": "StringPromptValue"}},
+            {"input": [{"type": "human", "content": [TEXT, "IMG"]}]},
+            id="string-prompt-value",
+        ),
     ],
 )
 def test_the_image_goes_into_the_last_human_message(
