@@ -194,6 +194,9 @@ class GeminiWorker(_GeminiClient, ChatWorker):
         video_models=pattern(r"gemini"),
         audio_models=pattern(r"gemini"),
         video_frames=True,
+        # "Video understanding": video/mp4, mpeg, mov, avi, x-flv, mpg, webm, wmv, 3gpp; inline
+        # data within the 20 MB request limit
+        video_formats=frozenset({"mp4", "mpeg", "mov", "avi", "flv", "webm", "wmv", "3gp"}),
     )
 
     def __init__(self, *, api_key: str | None, base_url: str | None = None, **kwargs: Any) -> None:
@@ -627,7 +630,22 @@ def _usage(metadata: types.GenerateContentResponseUsageMetadata) -> Usage:
         total_tokens=metadata.total_token_count or prompt + output,
         reasoning_tokens=thoughts,
         cached_tokens=metadata.cached_content_token_count,
+        **_modality_tokens(metadata.prompt_tokens_details),
     )
+
+
+_MODALITY_KEYS = {"IMAGE": "image_tokens", "AUDIO": "audio_tokens", "VIDEO": "video_tokens"}
+
+
+def _modality_tokens(details: list[types.ModalityTokenCount] | None) -> dict[str, int]:
+    """`promptTokensDetails` (a list of {modality, tokenCount}; API reference, UsageMetadata) as
+    `Usage` media counts; text and document tokens stay only in the input total."""
+    counts: dict[str, int] = {}
+    for detail in details or []:
+        key = _MODALITY_KEYS.get(_enum_value(detail.modality))
+        if key is not None and detail.token_count:
+            counts[key] = counts.get(key, 0) + detail.token_count
+    return counts
 
 
 # -- errors ------------------------------------------------------------------------------------

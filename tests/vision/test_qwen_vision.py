@@ -12,6 +12,7 @@ from langchain_chatchat import ChatQwen
 from langchain_chatchat.workers.errors import BadRequestError
 
 from .conftest import b64, data_url, image_bytes, seen
+from .videos import mp4_bytes, seen_video
 
 MULTIMODAL = "/api/v1/services/aigc/multimodal-generation/generation"
 
@@ -71,8 +72,11 @@ def test_image_urls_and_video_frames(emulator, image_host):
     reply = _qwen(emulator, "qwen2.5-vl-7b-instruct").invoke(_ask(video))
     assert reply.content.startswith("I see 4 image(s): " + "; ".join(seen(f) for f in frames))
     assert _content(emulator)[1] == {"video": [data_url(f) for f in frames]}
-    _qwen(emulator).invoke(_ask({"type": "video", "url": "https://cdn.example.com/clip.mp4"}))
-    assert _content(emulator)[1] == {"video": "https://cdn.example.com/clip.mp4"}
+    clip = mp4_bytes(seconds=1.5)
+    clip_url = image_host.add("/qwen/clip.mp4", clip, "video/mp4")
+    reply = _qwen(emulator).invoke(_ask({"type": "video", "url": clip_url}))
+    assert _content(emulator)[1] == {"video": clip_url}
+    assert reply.content.startswith(f"I see 1 input(s): {seen_video(clip)}.")
 
 
 def test_qvq_thinks_and_streams_even_for_invoke(emulator):
