@@ -51,6 +51,26 @@ def test_vision_models_use_the_multimodal_endpoint(emulator, model):
     assert reply.usage_metadata["input_tokens"] == 4 + 4 + 2
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_media_tokens_reach_usage_metadata(emulator, stream):
+    def usage(llm: ChatQwen, *parts: dict) -> dict:
+        if not stream:
+            return llm.invoke(_ask(*parts)).usage_metadata
+        chunks = [c for c in llm.stream(_ask(*parts)) if c.usage_metadata]
+        assert len(chunks) == 1  # only the final chunk carries usage
+        return chunks[0].usage_metadata
+
+    llm = _qwen(emulator, "qwen2.5-vl-7b-instruct")
+    image = usage(llm, _image(data_url(image_bytes("PNG", (56, 84)))))
+    assert image["input_token_details"] == {"image": 2 * 3 + 2}
+    frames = [data_url(image_bytes("PNG", (28, 28), color)) for color in ("red", "blue") * 2]
+    video = usage(llm, {"type": "video", "video": frames})
+    assert video["input_token_details"] == {"video": 4 * (4 + 2)}
+    clip = usage(llm, {"type": "video", "url": data_url(mp4_bytes(seconds=5), "video/mp4")})
+    assert clip["input_token_details"] == {"video": 10 * 4 + 2}
+    assert "input_token_details" not in usage(llm, {"type": "text", "text": " plain"})
+
+
 async def test_streaming_is_incremental_and_async(emulator):
     png = image_bytes("PNG", (40, 40))
     llm = _qwen(emulator)
@@ -160,7 +180,17 @@ def test_sdk_round_trip_with_usage_image_tokens(emulator):
     answer = _sdk(emulator, "qwen-vl-plus", [{"image": data_url(png)}, {"text": "hi"}])
     assert answer.status_code == 200
     assert seen(png) in answer.output.choices[0].message.content[0]["text"]
-    assert answer.usage["image_tokens"] == 10 * 5 + 2
+    usage = answer.usage
+    # the reference's multimodal usage: totals, top-level image_tokens, and the details
+    assert usage["image_tokens"] == 10 * 5 + 2
+    assert usage["input_tokens_details"] == {
+        "text_tokens": usage["input_tokens"] - 52,
+        "image_tokens": 52,
+    }
+    assert usage["output_tokens_details"] == {"text_tokens": usage["output_tokens"]}
+    assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
+    text_only = _sdk(emulator, "qwen-vl-plus", [{"text": "hi"}]).usage
+    assert "image_tokens" not in text_only and "input_tokens_details" not in text_only
     chunks = list(
         _sdk(
             emulator,
