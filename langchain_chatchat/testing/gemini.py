@@ -92,6 +92,8 @@ class GeminiChatSpec:
     signatures: bool = False
     image_tokens: int | None = None
     """Tokens per image at the default media resolution (Gemini 3); None: the 2.x tile rule."""
+    multimodal_function_responses: bool = False
+    """Whether a functionResponse may carry media `parts` (Gemini 3, "Function calling")."""
 
 
 @dataclass(frozen=True)
@@ -112,13 +114,16 @@ class GeminiEmbeddingSpec:
 # Model limits: https://ai.google.dev/gemini-api/docs/models ; thinking budgets per model:
 # https://ai.google.dev/gemini-api/docs/thinking ("2.5 Pro: 128 to 32768, cannot turn off
 # thinking"; "2.5 Flash: 0 to 24576"; "2.5 Flash Lite: 512 to 24576, does not think by default").
+_GEMINI_3 = GeminiChatSpec(
+    thinking="level", signatures=True, image_tokens=1120, multimodal_function_responses=True
+)
 GEMINI_MODELS: Mapping[str, GeminiChatSpec | GeminiEmbeddingSpec] = {
     "gemini-2.5-flash": GeminiChatSpec(),
     "gemini-2.5-flash-lite": GeminiChatSpec(thinks_by_default=False, budget_range=(512, 24_576)),
     "gemini-2.5-pro": GeminiChatSpec(thinking="always", budget_range=(128, 32_768)),
     "gemini-2.0-flash": GeminiChatSpec(max_output_tokens=8_192, thinking="none"),
-    "gemini-3-pro-preview": GeminiChatSpec(thinking="level", signatures=True, image_tokens=1120),
-    "gemini-3-flash-preview": GeminiChatSpec(thinking="level", signatures=True, image_tokens=1120),
+    "gemini-3-pro-preview": _GEMINI_3,
+    "gemini-3-flash-preview": _GEMINI_3,
     "gemini-embedding-001": GeminiEmbeddingSpec(3_072),
     "text-embedding-004": GeminiEmbeddingSpec(768),
 }
@@ -667,6 +672,8 @@ def _conversation(
                     f"{index + 1}. Please refer to "
                     "https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
                 )
+        for response in responses:
+            _check_function_response_parts(response, spec, index)
         if responses:
             if previous != "call":
                 # Quoted in langchain-ai/langchain#27799.
@@ -684,6 +691,38 @@ def _conversation(
         previous = "call" if calls else "response" if responses else role
         pending_calls = len(calls)
     return messages
+
+
+# "Function calling", multimodal function responses (Gemini 3 only): images png/jpeg/webp and
+# documents pdf/text; FunctionResponsePart.fileData "is not supported in Gemini API" (API
+# reference). Earlier models answer "Multimodal function responses are not supported for this
+# model" (quoted in public client code; unverified).
+_FUNCTION_RESPONSE_TYPES = {
+    "image/png",
+    "image/jpeg",
+    "image/webp",
+    "application/pdf",
+    "text/plain",
+}
+
+
+def _check_function_response_parts(response: Any, spec: GeminiChatSpec, index: int) -> None:
+    parts = _normalized(response).get("parts") if isinstance(response, dict) else None
+    if not parts:
+        return
+    if not spec.multimodal_function_responses:
+        raise _invalid("Multimodal function responses are not supported for this model.")
+    for position, part in enumerate(parts):
+        part = _normalized(part) if isinstance(part, dict) else {}
+        if "inlineData" not in part:
+            raise _invalid(  # unverified wording
+                f"* GenerateContentRequest.contents[{index}].parts.function_response.parts"
+                f"[{position}]: only inline_data is supported in Gemini API\n"
+            )
+        blob = _normalized(part["inlineData"])
+        _check_inline(blob, index, position)
+        if blob["mimeType"] not in _FUNCTION_RESPONSE_TYPES:
+            raise _invalid(f"Unsupported MIME type: {blob['mimeType']}")  # unverified wording
 
 
 def _check_inline(blob: Any, index: int, position: int) -> None:
@@ -722,9 +761,16 @@ def _media(contents: list[Any], spec: GeminiChatSpec) -> tuple[list[Described], 
         if (content.get("role") or "user") != "user":
             continue
         parts = [_normalized(p) for p in content.get("parts") or [] if isinstance(p, dict)]
-        if any("text" in p or "inlineData" in p or "fileData" in p for p in parts):
+        tool_media = [
+            _normalized(media)
+            for part in parts
+            if "functionResponse" in part
+            for media in _normalized(part["functionResponse"]).get("parts") or []
+            if isinstance(media, dict)
+        ]
+        if tool_media or any("text" in p or "inlineData" in p or "fileData" in p for p in parts):
             seen = []
-        for part in parts:
+        for part in parts + tool_media:
             if "inlineData" in part:
                 blob = _normalized(part["inlineData"])
                 item, modality, count = _inline_media(blob, spec)

@@ -135,7 +135,8 @@ class MediaRules:
     - remote_urls: whether http(s) image URLs may be sent for the provider to fetch.
     - inline: how inline images go on the wire — a data URL, or the bare base64 (Zhipu).
     - detail: whether the provider takes OpenAI's `image_url.detail` (dropped otherwise).
-    - tool_images: whether tool results may carry images.
+    - tool_images: whether tool results may carry images (True / False, or the models that
+      document it as a pattern).
     - video_models / audio_models: models that take video / audio; `video_frames`: whether a
       video may be a list of frame images (DashScope) besides a video URL.
     - video_formats / max_video_bytes / video_inline: the containers and size checked on an
@@ -154,7 +155,7 @@ class MediaRules:
     remote_urls: bool = True
     inline: Literal["data_url", "base64"] = "data_url"
     detail: bool = True
-    tool_images: bool = False
+    tool_images: bool | re.Pattern[str] = False
     video_models: re.Pattern[str] | None = None
     audio_models: re.Pattern[str] | None = None
     video_frames: bool = False
@@ -167,6 +168,11 @@ class MediaRules:
         if self.models is not None:
             return bool(self.models.search(model))
         return not (self.text_models is not None and self.text_models.search(model))
+
+    def takes_tool_images(self, model: str) -> bool:
+        if isinstance(self.tool_images, bool):
+            return self.tool_images
+        return bool(self.tool_images.search(model))
 
 
 def pattern(regex: str) -> re.Pattern[str]:
@@ -255,8 +261,10 @@ class _Checker:
         if not allowed:
             hint = f"; use a vision model such as {rules.example!r}" if rules.example else ""
             raise self.error(f"this model does not accept {what} input{hint}", index)
-        if role == "tool" and not rules.tool_images:
-            raise self.error(f"{self.provider} does not accept {what}s in tool results", index)
+        if role == "tool" and not (what == "image" and rules.takes_tool_images(self.model)):
+            raise self.error(
+                f"{self.provider} does not accept {what}s in tool results for this model", index
+            )
         if role not in ("user", "tool"):
             raise self.error(f"{what}s are accepted in user messages only, not {role}", index)
 

@@ -197,6 +197,9 @@ class GeminiWorker(_GeminiClient, ChatWorker):
         # "Video understanding": video/mp4, mpeg, mov, avi, x-flv, mpg, webm, wmv, 3gpp; inline
         # data within the 20 MB request limit
         video_formats=frozenset({"mp4", "mpeg", "mov", "avi", "flv", "webm", "wmv", "3gp"}),
+        # "Function calling", multimodal function responses: Gemini 3 models take images in
+        # a function response's `parts` (see `_tool_media`); earlier models refuse them.
+        tool_images=_NEEDS_SIGNATURE,
     )
 
     def __init__(self, *, api_key: str | None, base_url: str | None = None, **kwargs: Any) -> None:
@@ -322,7 +325,13 @@ def to_gemini_contents(
             continue
         if message.role == "tool":
             name = message.name or names_by_call_id.get(message.tool_call_id or "") or ""
-            answer = {"function_response": {"name": name, "response": _tool_response(message)}}
+            answer = {
+                "function_response": {
+                    "name": name,
+                    "response": _tool_response(message),
+                    **_tool_media(message),
+                }
+            }
             previous = contents[-1] if contents else None
             if previous is not None and previous.get("_tool_results"):
                 previous["parts"].append(answer)
@@ -431,6 +440,37 @@ def _tool_response(message: WorkerMessage) -> dict[str, Any]:
     except ValueError:
         return {"result": text}
     return value if isinstance(value, dict) else {"result": value}
+
+
+_TOOL_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp"})
+
+
+def _tool_media(message: WorkerMessage) -> dict[str, Any]:
+    """A tool result's images as `functionResponse.parts` (Gemini docs, "Function calling":
+    multimodal function responses on Gemini 3; image/png, image/jpeg, image/webp, inline only —
+    `FunctionResponsePart.fileData` "is not supported in Gemini API")."""
+    if isinstance(message.content, str):
+        return {}
+    parts = []
+    for part in message.content:
+        if part.get("type") != "image_url":
+            continue
+        url = str((part.get("image_url") or {}).get("url", ""))
+        if not url.startswith("data:"):
+            raise BadRequestError(
+                "Gemini takes images in tool results inline only; send a base64 data URL",
+                provider=PROVIDER,
+                param="messages",
+            )
+        blob = _media_part(url)["inline_data"]
+        if blob["mime_type"] not in _TOOL_IMAGE_TYPES:
+            raise BadRequestError(
+                f"Gemini takes png, jpeg or webp images in tool results, not {blob['mime_type']}",
+                provider=PROVIDER,
+                param="messages",
+            )
+        parts.append({"inline_data": blob})
+    return {"parts": parts} if parts else {}
 
 
 def _arguments(raw: str) -> dict[str, Any]:

@@ -126,3 +126,113 @@ def test_gemini_3_counts_an_image_at_its_default_media_resolution(emulator):
     }
     reply = _ask(llm, image)
     assert reply.usage_metadata["input_token_details"]["image"] == 1120
+
+
+# -- images in tool results: multimodal function responses (Gemini 3 only) ---------------------
+def _tool_turns(image: dict) -> list:
+    from langchain_core.messages import AIMessage, ToolMessage
+
+    return [
+        HumanMessage("show me the chart"),
+        AIMessage("", tool_calls=[{"id": "c1", "name": "chart", "args": {}}]),
+        ToolMessage(content=[{"type": "text", "text": "the chart"}, image], tool_call_id="c1"),
+    ]
+
+
+def _gemini(emulator, model: str) -> ChatGemini:
+    return ChatGemini(
+        model=model, api_key=emulator.api_key, base_url=emulator.base_url, max_retries=0
+    )
+
+
+def test_gemini_3_takes_images_in_tool_results(emulator):
+    png = _png((40, 30))
+    block = {"type": "image", "base64": _b64(png), "mime_type": "image/png"}
+    reply = _gemini(emulator, "gemini-3-flash-preview").invoke(_tool_turns(block))
+    response = emulator.requests[-1].body["contents"][-1]["parts"][0]["functionResponse"]
+    assert response["name"] == "chart" and response["response"] == {"result": "the chart"}
+    (media,) = response["parts"]
+    blob = media["inline_data"]  # the SDK's proto-JSON spelling, url-safe base64 bytes
+    assert blob["mime_type"] == "image/png" and base64.urlsafe_b64decode(blob["data"]) == png
+    assert reply.content.startswith("I see 1 image(s): png 40x30")
+    assert reply.usage_metadata["input_token_details"]["image"] == 1120
+
+
+@pytest.mark.parametrize(
+    ("model", "block", "message"),
+    [
+        (
+            "gemini-2.5-flash",
+            {"type": "image", "base64": _b64(_png((8, 8))), "mime_type": "image/png"},
+            "does not accept images in tool results for this model",
+        ),
+        (
+            "gemini-3-flash-preview",
+            {"type": "image", "url": "https://cdn.example.com/chart.png"},
+            "inline only",
+        ),
+        (
+            "gemini-3-flash-preview",
+            {"type": "image_url", "image_url": {"url": "data:image/heic;base64,AAAAGGZ0eXBoZWlj"}},
+            "not image/heic",
+        ),
+    ],
+)
+def test_tool_images_refused_before_sending(emulator, model, block, message):
+    from langchain_chatchat.workers.errors import BadRequestError
+
+    with pytest.raises(BadRequestError, match=message):
+        _gemini(emulator, model).invoke(_tool_turns(block))
+    assert emulator.requests == []
+
+
+def _function_response_turns(media: types.FunctionResponsePart) -> list[types.Content]:
+    call = types.Part(
+        function_call=types.FunctionCall(name="chart", args={}),
+        # the documented skip-validation sentinel, a base64 string on the wire
+        thought_signature=base64.urlsafe_b64decode("skip_thought_signature_validator"),
+    )
+    answer = types.Part(
+        function_response=types.FunctionResponse(
+            name="chart", response={"result": "ok"}, parts=[media]
+        )
+    )
+    return [
+        types.Content(role="user", parts=[types.Part(text="chart?")]),
+        types.Content(role="model", parts=[call]),
+        types.Content(role="user", parts=[answer]),
+    ]
+
+
+def test_sdk_multimodal_function_responses(client):
+    from google.genai import errors
+
+    png = types.FunctionResponsePart(
+        inline_data=types.FunctionResponseBlob(mime_type="image/png", data=_png((20, 10)))
+    )
+    answer = client.models.generate_content(
+        model="gemini-3-pro-preview", contents=_function_response_turns(png)
+    )
+    assert "png 20x10" in answer.text
+    with pytest.raises(errors.APIError) as caught:
+        client.models.generate_content(
+            model="gemini-2.5-flash", contents=_function_response_turns(png)
+        )
+    assert caught.value.code == 400
+    assert "Multimodal function responses are not supported" in str(caught.value)
+    remote = types.FunctionResponsePart(
+        file_data=types.FunctionResponseFileData(
+            file_uri="https://cdn.example.com/a.png", mime_type="image/png"
+        )
+    )
+    with pytest.raises(errors.APIError, match="only inline_data"):
+        client.models.generate_content(
+            model="gemini-3-pro-preview", contents=_function_response_turns(remote)
+        )
+    gif = types.FunctionResponsePart(
+        inline_data=types.FunctionResponseBlob(mime_type="image/gif", data=b"GIF89a")
+    )
+    with pytest.raises(errors.APIError, match="Unsupported MIME type: image/gif"):
+        client.models.generate_content(
+            model="gemini-3-pro-preview", contents=_function_response_turns(gif)
+        )
