@@ -16,7 +16,7 @@
   (1280 for qwen-vl-max/plus, 16384 for the Qwen2.5/3-VL family); frames of a video count as
   video tokens, the same way each;
 * usage as the reference's multimodal example shows it (help.aliyun.com/zh/model-studio/
-  get-temporary-file-url, response of qwen-vl-plus; dashscope-sdk-java
+  get-temporary-file-url, response of qwen-vl-plus; github.com/dashscope/dashscope-sdk-java,
   MultiModalConversationUsage / MultiModalConversationTokensDetails): ``input_tokens``,
   ``output_tokens``, ``total_tokens``, top-level ``image_tokens`` / ``video_tokens``,
   ``input_tokens_details {text_tokens, image_tokens, video_tokens}`` and
