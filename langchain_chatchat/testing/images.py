@@ -78,8 +78,8 @@ def _wav_duration(data: bytes) -> float | None:
     try:
         with wave.open(io.BytesIO(data)) as sound:
             return sound.getnframes() / sound.getframerate()
-    except (wave.Error, EOFError, ZeroDivisionError):
-        return None
+    except (wave.Error, EOFError, RuntimeError, ValueError, ZeroDivisionError):
+        return None  # not a WAV file the stdlib can read: no duration
 
 
 def open_image(data: bytes) -> SeenImage:
