@@ -183,7 +183,9 @@ def test_remote_runnable_sends_langchain_image_blocks(remote):
     png = image_bytes("PNG", (33, 44))
     block = {"type": "image", "base64": data_url(png).split(",")[1], "mime_type": "image/png"}
     message = HumanMessage(content=[{"type": "text", "text": "what is it?"}, block])
-    assert remote.invoke([message]).content.startswith(f"I see 1 image(s): {seen(png)}.")
+    reply = remote.invoke([message])
+    assert reply.content.startswith(f"I see 1 image(s): {seen(png)}.")
+    assert reply.usage_metadata["input_token_details"] == {"image": 2 * 2 + 2}
     streamed = "".join(chunk.content for chunk in remote.stream([message]))
     assert streamed.startswith(f"I see 1 image(s): {seen(png)}.")
 
