@@ -45,6 +45,11 @@ class ChatLocal(ChatchatChatModel):
     """A Jinja chat template (or a template name) replacing the model's own."""
     max_batch_size: int | None = None
     """Most sequences decoded together; by default 8, or sized from free GPU memory."""
+    prompt_cache: bool = True
+    """llama.cpp engine: a new prompt reuses the KV cells of an earlier one sharing its prefix
+    (system prompt, earlier turns), as llama.cpp's server does. The last bits of llama.cpp's
+    logits depend on batch shapes, so a greedy reply can differ from a cold run's where two
+    tokens are nearly level; False evaluates every prompt whole."""
     max_queue: int = 64
     """Requests waiting for a batch slot; one more gets `QueueFullError`. Served from a config,
     a model entry's `max_queue` bounds the same wait in front of its replicas."""
@@ -79,6 +84,7 @@ class ChatLocal(ChatchatChatModel):
             chat_template=self.chat_template,
             max_batch_size=self.max_batch_size,
             max_queue=self.max_queue,
+            prompt_cache=self.prompt_cache,
             default_max_tokens=self.default_max_tokens,
             timeout=self.timeout,
             max_retries=self.max_retries,
