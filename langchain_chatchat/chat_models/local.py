@@ -46,8 +46,9 @@ class ChatLocal(ChatchatChatModel):
     max_batch_size: int | None = None
     """Most sequences decoded together; by default 8, or sized from free GPU memory."""
     prompt_cache: bool = True
-    """llama.cpp engine: a new prompt reuses the KV cells of an earlier one sharing its prefix
-    (system prompt, earlier turns), as llama.cpp's server does. The last bits of llama.cpp's
+    """A new prompt continues the cache of an earlier one sharing its prefix (system prompt,
+    earlier turns) and evaluates only the rest: on llama.cpp any idle sequence's, as llama.cpp's
+    server does; on transformers the last request's when it ran alone. The last bits of the
     logits depend on batch shapes, so a greedy reply can differ from a cold run's where two
     tokens are nearly level; False evaluates every prompt whole."""
     max_queue: int = 64

@@ -123,7 +123,9 @@ class LocalModel:
         if resolve_engine(engine, source) == "llama_cpp":
             loaded = cls._load_llama(name, source, max_batch_size or 8, max_queue, prompt_cache)
         else:
-            loaded = cls._load_transformers(name, source, placement, max_batch_size, max_queue)
+            loaded = cls._load_transformers(
+                name, source, placement, max_batch_size, max_queue, prompt_cache
+            )
         logger.info(
             "local model %r ready on %s in %.1fs",
             name,
@@ -140,6 +142,7 @@ class LocalModel:
         placement: Placement,
         max_batch_size: int | None,
         max_queue: int,
+        prompt_cache: bool,
     ) -> LocalModel:
         model, tokenizer = load_causal_lm(source, placement)
         batch = max_batch_size or placement.batch_size_for(model)
@@ -151,8 +154,14 @@ class LocalModel:
         from langchain_chatchat.workers.local.engine import GenerationEngine
 
         engine = _shared_engine(
-            ("transformers", id(model), batch, max_queue),
-            lambda: GenerationEngine(model, max_batch_size=batch, max_queue=max_queue, label=name),
+            ("transformers", id(model), batch, max_queue, prompt_cache),
+            lambda: GenerationEngine(
+                model,
+                max_batch_size=batch,
+                max_queue=max_queue,
+                prompt_cache=prompt_cache,
+                label=name,
+            ),
         )
         return cls(
             codec=HFCodec(tokenizer),

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from langchain_chatchat.workers.errors import BadRequestError, NotFoundError, RateLimitError
-from langchain_chatchat.workers.local.scheduler import BatchScheduler
+from langchain_chatchat.workers.local.scheduler import BatchScheduler, shared_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -168,8 +168,6 @@ class LlamaCppEngine(BatchScheduler):
         self._idle = list(range(max_batch_size))  # sequence ids not running, oldest first
         self._rows: list[int] = []  # the sequence id of each running row
         self.prompt_cache = prompt_cache
-        self.reused_prompt_tokens = 0
-        """Prompt tokens taken from the cache instead of evaluated (observability and tests)."""
         self.start()
 
     def _free_slots(self) -> int:
@@ -192,11 +190,10 @@ class LlamaCppEngine(BatchScheduler):
 
     def _claim(self, prompt: list[int]) -> tuple[int, int]:
         """The idle sequence id sharing the longest prefix with `prompt` (the oldest if none
-        does), trimmed to that prefix, and the position its evaluation starts at. The prompt's
-        last token is always evaluated: its logits choose the first new token."""
+        does), trimmed to that prefix, and the position its evaluation starts at."""
         best, best_shared = self._idle[0], 0
         for seq_id in self._idle if self.prompt_cache else ():
-            shared = _shared_prefix(self._held[seq_id], prompt, len(prompt) - 1)
+            shared = shared_prefix(self._held[seq_id], prompt)
             if shared > best_shared:
                 best, best_shared = seq_id, shared
         self._idle.remove(best)
@@ -293,13 +290,3 @@ class LlamaCppEngine(BatchScheduler):
         if ctx:
             self._api.llama_batch_free(self._batch)
             self._api.llama_free(ctx)
-
-
-def _shared_prefix(held: list[int], prompt: list[int], limit: int) -> int:
-    """How many leading tokens `held` and `prompt` share, at most `limit`."""
-    shared = 0
-    for a, b in zip(held, prompt[:limit], strict=False):
-        if a != b:
-            break
-        shared += 1
-    return shared
