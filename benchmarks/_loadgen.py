@@ -89,6 +89,7 @@ async def run(spec: Spec) -> dict[str, Any]:
     firsts: list[float] = []
     errors: list[str] = []
     loop = asyncio.get_running_loop()
+    cpu_started = time.process_time()
     begin = loop.time()
     count_from = begin + spec.warmup
     stop_at = count_from + spec.duration
@@ -142,6 +143,7 @@ async def run(spec: Spec) -> dict[str, Any]:
         "error_samples": errors[:3],
         "elapsed": max(1e-9, min(end, stop_at + spec.timeout) - count_from),
         "window": spec.duration,
+        "cpu": time.process_time() - cpu_started,  # warm-up included
         "latencies": [round(x, 6) for x in latencies],
         "first_chunk": [round(x, 6) for x in firsts],
     }

@@ -518,6 +518,9 @@ class Cell:
     cpu_parts: dict[str, float] = field(default_factory=dict)
     """CPU seconds the target's processes spent on the measured windows (warm-up share
     removed), by process role."""
+    bench_cpu: dict[str, float] = field(default_factory=dict)
+    """CPU seconds the load generator and the fake upstream spent on the same windows: what
+    the machine's cores give to the bench, not to the target."""
 
     @property
     def cpu(self) -> float:
@@ -534,6 +537,12 @@ class Cell:
     @property
     def cpu_ms_per_request(self) -> float:
         return self.cpu / self.requests * 1000 if self.requests and self.cpu else float("nan")
+
+    @property
+    def all_cpu_ms_per_request(self) -> float:
+        """Target, load generator and upstream together: the whole machine's CPU per request."""
+        total = self.cpu + sum(self.bench_cpu.values())
+        return total / self.requests * 1000 if self.requests and self.cpu else float("nan")
 
     @property
     def rps(self) -> float:
@@ -588,6 +597,7 @@ def measure(
     rounds: int,
     duration: float,
     warmup: float,
+    upstream: subprocess.Popen | None = None,
 ) -> dict[tuple[str, str], Cell]:
     cells: dict[tuple[str, str], Cell] = {}
     for target in targets:  # first contact: imports, pools, caches — not measured
@@ -598,15 +608,26 @@ def measure(
             shift = round_index % len(targets)
             for target in targets[shift:] + targets[:shift]:
                 cpu_before = cpu_seconds(target.process)
+                upstream_before = sum(cpu_seconds(upstream).values())
                 result = load(
                     target, stream=stream, concurrency=concurrency, duration=duration, warmup=warmup
                 )
                 cpu_after = cpu_seconds(target.process)
+                upstream_spent = sum(cpu_seconds(upstream).values()) - upstream_before
                 cells.setdefault((target.key, name), Cell()).add(result)
                 cell = cells[(target.key, name)]
+                measured_share = duration / (duration + warmup)
                 for role, seconds in cpu_after.items():
-                    spent = (seconds - cpu_before.get(role, 0.0)) * duration / (duration + warmup)
+                    spent = (seconds - cpu_before.get(role, 0.0)) * measured_share
                     cell.cpu_parts[role] = cell.cpu_parts.get(role, 0.0) + spent
+                if target.process is not upstream:
+                    for role, spent in (
+                        ("load generator", result.get("cpu", 0.0)),
+                        ("upstream", upstream_spent),
+                    ):
+                        cell.bench_cpu[role] = (
+                            cell.bench_cpu.get(role, 0.0) + spent * measured_share
+                        )
                 print(
                     f"  round {round_index + 1}/{rounds} {name:<10} {target.label:<15} "
                     f"{result['requests'] / result['elapsed']:8.1f}/s  errors {result['errors']}",
@@ -768,8 +789,13 @@ def _workers_ratios(
     stream_concurrency: int,
     ratios: dict[str, Any],
 ) -> list[str]:
-    """`--workers N` ÷ one process, req/s per scenario; N = 2 has a target."""
+    """`--workers N` ÷ one process, req/s per scenario; N = 2 has a target.
+
+    Next to each ratio, the most this machine allows: its cores divided by the CPU one request
+    costs in the N-process run (gateways, fake upstream and load generator together), over the
+    one-process req/s. Where the bench shares the cores, that ceiling is below N."""
     lines = []
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     swept = sorted({int(key[6:]) for key, _ in cells if key.startswith("ours-w")})
     scenarios = [f"c{c}" for c in concurrencies if c > 1] + [f"stream-c{stream_concurrency}"]
     for workers in swept:
@@ -782,6 +808,16 @@ def _workers_ratios(
             lines.append(
                 f"  ours w={workers} ÷ w=1, req/s {scenario + ':':<12}      {ratio:8.2f}   {target}"
             )
+            per_request = many.all_cpu_ms_per_request
+            if cores and not math.isnan(per_request):
+                ceiling = min(workers, cores * 1000 / per_request / one.rps)
+                ratios[f"workers{workers}_ceiling_{scenario}"] = ceiling
+                bench = sum(many.bench_cpu.values()) / many.requests * 1000
+                lines.append(
+                    f"      this machine's ceiling: {ceiling:.2f} ({cores} cores ÷ "
+                    f"{per_request:.2f} ms CPU/req: gateways {many.cpu_ms_per_request:.2f}, "
+                    f"upstream + load generator {bench:.2f}); reached {ratio / ceiling:.0%}"
+                )
     return lines
 
 
@@ -873,6 +909,12 @@ def missed_targets(ratios: dict[str, Any]) -> list[str]:
     """The targets this run measured and missed (those with a fixed threshold)."""
     missed = [
         f"{key} = {value:.2f} < {TARGETS['workers2_vs_1']:g}"
+        + (
+            f" (this machine's ceiling {ceiling:.2f}: the bench shares its cores)"
+            if (ceiling := ratios.get(key.replace("_vs_1_", "_ceiling_"), math.inf))
+            < TARGETS["workers2_vs_1"]
+            else ""
+        )
         for key, value in ratios.items()
         if key.startswith("workers2_vs_1_") and value < TARGETS["workers2_vs_1"]
     ]
@@ -1026,7 +1068,7 @@ def main(argv: list[str] | None = None) -> int:
         f"targets: {', '.join(t.label for t in targets)}; {rounds} round(s) × {duration:g}s windows",
         file=sys.stderr,
     )
-    cells = measure(targets, scenarios, rounds, duration, args.warmup)
+    cells = measure(targets, scenarios, rounds, duration, args.warmup, upstream_process)
     ratios = report(targets, missing, cells, concurrencies, args.stream_concurrency, args.chunks)
     if args.json:
         summary = {

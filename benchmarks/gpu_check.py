@@ -30,7 +30,7 @@ from langchain_chatchat.chat_models.local import ChatLocal
 from langchain_chatchat.workers.local.loading import SMOLLM2
 from tests.local.tiny_models import HERMES_TEMPLATE, build_tiny_chat_model
 
-QUESTION = "Which city is the capital of France?"
+QUESTION = "Name the capital of France."
 
 
 def run(chat: ChatLocal, concurrent: int) -> tuple[list[str], float]:

@@ -45,6 +45,12 @@ class ChatLocal(ChatchatChatModel):
     """A Jinja chat template (or a template name) replacing the model's own."""
     max_batch_size: int | None = None
     """Most sequences decoded together; by default 8, or sized from free GPU memory."""
+    prompt_cache: bool = True
+    """A new prompt continues the cache of an earlier one sharing its prefix (system prompt,
+    earlier turns) and evaluates only the rest: on llama.cpp any idle sequence's, as llama.cpp's
+    server does; on transformers the last request's when it ran alone. The last bits of the
+    logits depend on batch shapes, so a greedy reply can differ from a cold run's where two
+    tokens are nearly level; False evaluates every prompt whole."""
     max_queue: int = 64
     """Requests waiting for a batch slot; one more gets `QueueFullError`. Served from a config,
     a model entry's `max_queue` bounds the same wait in front of its replicas."""
@@ -79,6 +85,7 @@ class ChatLocal(ChatchatChatModel):
             chat_template=self.chat_template,
             max_batch_size=self.max_batch_size,
             max_queue=self.max_queue,
+            prompt_cache=self.prompt_cache,
             default_max_tokens=self.default_max_tokens,
             timeout=self.timeout,
             max_retries=self.max_retries,

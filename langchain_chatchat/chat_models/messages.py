@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.messages import (
     AIMessage,
@@ -15,7 +15,7 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
 )
-from langchain_core.messages.ai import UsageMetadata
+from langchain_core.messages.ai import InputTokenDetails, UsageMetadata
 from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.output_parsers.openai_tools import make_invalid_tool_call, parse_tool_call
 
@@ -202,11 +202,28 @@ def usage_metadata(usage: Usage) -> UsageMetadata:
         "output_tokens": usage.output_tokens,
         "total_tokens": usage.total_tokens or usage.input_tokens + usage.output_tokens,
     }
-    if usage.cached_tokens is not None:
-        metadata["input_token_details"] = {"cache_read": usage.cached_tokens}
+    details = input_token_details(usage)
+    if details:
+        metadata["input_token_details"] = details
     if usage.reasoning_tokens is not None:
         metadata["output_token_details"] = {"reasoning": usage.reasoning_tokens}
     return metadata
+
+
+def input_token_details(usage: Usage) -> InputTokenDetails:
+    """Cache reads and per-modality input tokens. langchain-core's `InputTokenDetails` names
+    `audio` and `cache_read` and admits provider keys: "image" and "video" are the others."""
+    details: dict[str, int] = {}
+    if usage.cached_tokens is not None:
+        details["cache_read"] = usage.cached_tokens
+    for key, value in (
+        ("audio", usage.audio_tokens),
+        ("image", usage.image_tokens),
+        ("video", usage.video_tokens),
+    ):
+        if value:
+            details[key] = value
+    return cast(InputTokenDetails, details)
 
 
 def _response_metadata(

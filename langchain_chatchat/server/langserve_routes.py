@@ -22,23 +22,42 @@ from langserve import add_routes
 from langserve.callbacks import AsyncEventAggregatorCallback
 from pydantic import BaseModel, ValidationError
 
+from langchain_chatchat.server.config import ServerSettings
 from langchain_chatchat.server.openai.messages import refuse_local_media
 from langchain_chatchat.server.registry import ModelRegistry
+from langchain_chatchat.server.web.playground import add_playground_page
 from langchain_chatchat.workers.errors import BadRequestError
 
 _CHECKED_ENDPOINTS = ("invoke", "batch", "stream", "stream_log", "stream_events")
 
 
 def add_langserve_routes(app: FastAPI, registry: ModelRegistry) -> None:
-    """invoke, batch, stream, stream_log, stream_events and playground for each model."""
+    """invoke, batch, stream, stream_log, stream_events and playground for each model.
+
+    The playground's page is ours (`web.playground`: a CSP, and an image control for chat
+    models); its assets are LangServe's. The page's body limit comes from `app.state.config`.
+    """
+    config = getattr(app.state, "config", None)
+    max_body_size = (config.server if config else ServerSettings()).max_body_size
     for served in registry:
         runnable = served.runnable
+        served_runnable = WithoutEventAggregator(runnable)
+        path = f"/{served.name}"
+        config_keys = ("configurable",) if runnable.config_specs else ()
+        add_playground_page(
+            app,
+            served_runnable,
+            path,
+            config_keys=config_keys,
+            images=served.kind == "chat",
+            max_body_size=max_body_size,
+        )
         add_routes(
             app,
-            WithoutEventAggregator(runnable),
-            path=f"/{served.name}",
+            served_runnable,
+            path=path,
             dependencies=[Depends(_body_checker(runnable))],
-            config_keys=("configurable",) if runnable.config_specs else (),
+            config_keys=config_keys,
             disabled_endpoints=["config_hashes"],
         )
 

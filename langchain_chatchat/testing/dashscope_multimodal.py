@@ -8,14 +8,24 @@
 * images: BMP, JPEG, PNG, TIFF, WEBP, HEIC; width and height over 10 px; aspect ratio at most
   200:1; a base64 data URI at most 10 MB ("Exceeded limit on max bytes per data-uri item :
   10485760"); an image that does not open is "The image format is illegal and cannot be opened";
-* a video given as frames has 4 to 512 images (unverified message);
+* a video given as frames has 4 to 512 images (unverified message); a video file (URL or
+  data URL) is MP4, AVI, MKV, MOV, FLV or WMV ("Input file limits", video), sniffed from its
+  bytes; a data URL keeps the 10 MB data-URI limit, a URL at most 1 GB (the stricter of the
+  1 GB / 2 GB per-model limits);
 * image tokens: one per 28x28 pixels, rounded up, at least 4 and at most the model's cap
-  (1280 for qwen-vl-max/plus, 16384 for the Qwen2.5/3-VL family), reported in usage;
+  (1280 for qwen-vl-max/plus, 16384 for the Qwen2.5/3-VL family); frames of a video count as
+  video tokens, the same way each;
+* usage as the reference's multimodal example shows it (help.aliyun.com/zh/model-studio/
+  get-temporary-file-url, response of qwen-vl-plus; github.com/dashscope/dashscope-sdk-java,
+  MultiModalConversationUsage / MultiModalConversationTokensDetails): ``input_tokens``,
+  ``output_tokens``, ``total_tokens``, top-level ``image_tokens`` / ``video_tokens``,
+  ``input_tokens_details {text_tokens, image_tokens, video_tokens}`` and
+  ``output_tokens_details {text_tokens}``, each media count only when that medium was sent;
 * replies carry ``message.content`` as ``[{"text": ...}]``, streamed with the same SSE frames as
   text generation; parameters, thinking and tools follow text generation's rules.
 
-The default reply names every image of the last user turn (format, size, hash) so tests can
-check it arrived intact. Text models on this endpoint, and vision models on text generation,
+The default reply names every image and video of the last user turn (format or container,
+size, hash) so tests can check it arrived intact. Text models on this endpoint, and vision models on text generation,
 get "url error, please check url!" (unverified).
 """
 
@@ -38,9 +48,16 @@ from langchain_chatchat.testing.dashscope import (
     _stream_outputs,
     _usage,
 )
-from langchain_chatchat.testing.images import ImageProblem, ImageRules, SeenImage, seeing
+from langchain_chatchat.testing.images import (
+    Described,
+    ImageProblem,
+    ImageRules,
+    SeenImage,
+    seeing,
+)
 from langchain_chatchat.testing.script import Fault, Reply
 from langchain_chatchat.testing.server import TimedResponse
+from langchain_chatchat.testing.videos import SeenVideo, VideoRules
 
 if TYPE_CHECKING:
     from langchain_chatchat.testing.dashscope import DashScopeEmulator
@@ -111,6 +128,27 @@ _IMAGE_RULES = ImageRules(
 )
 
 
+_ILLEGAL_VIDEO = "The video format is illegal and cannot be opened."  # unverified wording
+_VIDEO_RULES = VideoRules(
+    errors={
+        kind: (400, "InvalidParameter", _ILLEGAL_VIDEO)
+        for kind in ("decode", "format", "inline", "url", "model", "role")
+    }
+    | {
+        "size": (400, "InvalidParameter", "The video file is too large: {detail}"),  # unverified
+        "download": _IMAGE_RULES.errors["download"],
+    },
+    containers=frozenset({"mp4", "avi", "mkv", "mov", "flv", "wmv"}),
+    max_bytes=1024 * 1024 * 1024,
+)
+
+
+@dataclass
+class _MediaTokens:
+    image: int = 0
+    video: int = 0
+
+
 async def multimodal_generation(emulator: DashScopeEmulator, request: Request) -> TimedResponse:
     """The endpoint's handler, mounted by `DashScopeEmulator`."""
     record = await emulator._record(request, str(uuid.uuid4()))
@@ -118,12 +156,12 @@ async def multimodal_generation(emulator: DashScopeEmulator, request: Request) -
     try:
         body = emulator._check_request(request, record)
         spec = emulator._spec(body, VisionModelSpec)  # type: ignore[type-var]
-        text_body, seen, image_tokens = _read_input(body, spec, emulator.remote_images)
+        text_body, seen, tokens = _read_input(body, spec, emulator.remote_images)
         call = emulator._validate_generation(
             text_body,
             spec,  # type: ignore[arg-type]
             stream=stream,
-            media_tokens=image_tokens,
+            media_tokens=tokens.image + tokens.video,
         )
     except _ApiError as error:
         return emulator._error(error, record, stream=stream)
@@ -134,7 +172,7 @@ async def multimodal_generation(emulator: DashScopeEmulator, request: Request) -
             _ApiError(item.status, item.code, item.message), record, stream=stream
         )
     reply = item if isinstance(item, Reply) else seeing(emulator._default_reply(call), seen)
-    usage = _with_image_tokens(_usage(reply, call.input_tokens), image_tokens)
+    usage = _with_media_tokens(_usage(reply, call.input_tokens), tokens)
     if not stream:
         scripted = item if isinstance(item, Reply) else None
         return emulator._json(
@@ -159,10 +197,10 @@ async def multimodal_generation(emulator: DashScopeEmulator, request: Request) -
 
 
 def _read_input(
-    body: dict[str, Any], spec: VisionModelSpec, remote_images: Mapping[str, bytes]
-) -> tuple[dict[str, Any], list[SeenImage], int]:
+    body: dict[str, Any], spec: VisionModelSpec, remote_media: Mapping[str, bytes]
+) -> tuple[dict[str, Any], list[Described], _MediaTokens]:
     """Check the multimodal messages; return a text-generation view of the body (for the shared
-    parameter rules), the images of the last user turn, and the image tokens."""
+    parameter rules), the media of the last user turn, and the media tokens."""
     messages = body["input"].get("messages")
     if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
         raise _invalid('"messages" must be a list of messages')  # unverified wording
@@ -170,8 +208,8 @@ def _read_input(
     if isinstance(params, dict) and params.get("tools") and not spec.tools:
         raise _invalid(f"The model {body['model']} does not support tools.")  # unverified
     text_messages: list[dict[str, Any]] = []
-    seen: list[SeenImage] = []
-    tokens = 0
+    seen: list[Described] = []
+    tokens = _MediaTokens()
     for message in messages:
         content = message.get("content")
         if message.get("role") == "user":
@@ -191,10 +229,14 @@ def _read_input(
             ((kind, value),) = item.items()
             if kind == "text" and isinstance(value, str):
                 texts.append(value)
-            elif kind in ("image", "video") and message.get("role") == "user":
-                for image in _media(kind, value, remote_images):
-                    seen.append(image)
-                    tokens += _image_tokens(image, spec.max_image_tokens)
+            elif kind == "image" and message.get("role") == "user":
+                image = _image(value, remote_media)
+                seen.append(image)
+                tokens.image += _image_tokens(image, spec.max_image_tokens)
+            elif kind == "video" and message.get("role") == "user":
+                media, video_tokens = _video(value, spec, remote_media)
+                seen += media
+                tokens.video += video_tokens
             else:
                 raise _invalid(
                     f"Unsupported content item {kind!r} in a {message.get('role')} message."
@@ -204,16 +246,34 @@ def _read_input(
     return view, seen, tokens
 
 
-def _media(kind: str, value: Any, remote_images: Mapping[str, bytes]) -> list[SeenImage]:
-    if kind == "video":
-        if isinstance(value, str):
-            if not value.startswith(("http://", "https://", "data:video/")):
-                raise _invalid(_ILLEGAL_IMAGE)
-            return []  # a video file is not decoded by the emulator
-        if not isinstance(value, list) or not 4 <= len(value) <= 512:
-            raise _invalid("The number of video frames must be between 4 and 512.")  # unverified
-        return [_image(frame, remote_images) for frame in value]
-    return [_image(value, remote_images)]
+def _video(
+    value: Any, spec: VisionModelSpec, remote_media: Mapping[str, bytes]
+) -> tuple[list[Described], int]:
+    """A video file or a list of frames: what was seen, and its video tokens."""
+    if isinstance(value, str):
+        if not value.startswith(("http://", "https://", "data:video/")):
+            raise _invalid(_ILLEGAL_VIDEO)
+        if value.startswith("data:") and len(value) > _DATA_URI_LIMIT:
+            status, code, message = _IMAGE_RULES.errors["size"]
+            raise _ApiError(status, code, message.format(detail=_DATA_URI_LIMIT))
+        try:
+            video = _VIDEO_RULES.check(value, remote_media)
+        except ImageProblem as problem:
+            status, code, message = _VIDEO_RULES.errors[problem.kind]
+            raise _ApiError(status, code, message.format(detail=problem.detail)) from None
+        return [video], _video_file_tokens(video)
+    if not isinstance(value, list) or not 4 <= len(value) <= 512:
+        raise _invalid("The number of video frames must be between 4 and 512.")  # unverified
+    frames = [_image(frame, remote_media) for frame in value]
+    return [*frames], sum(_image_tokens(f, spec.max_image_tokens) for f in frames)
+
+
+def _video_file_tokens(video: SeenVideo) -> int:
+    """unverified stand-in (the emulator decodes no frames): frames sampled at the default
+    2 per second over the container's duration (at least 4), 4 tokens each, plus the vision
+    start and end tokens."""
+    frames = max(4, math.ceil((video.duration or 0) * 2))
+    return frames * 4 + 2
 
 
 def _image(reference: Any, remote_images: Mapping[str, bytes]) -> SeenImage:
@@ -237,13 +297,19 @@ def _image_tokens(image: SeenImage, cap: int) -> int:
     return min(max(tiles, 4), cap) + 2  # plus the vision start and end tokens
 
 
-def _with_image_tokens(usage: dict[str, Any], image_tokens: int) -> dict[str, Any]:
-    if image_tokens:
-        usage["image_tokens"] = image_tokens
-        usage["input_tokens_details"] = {
-            "image_tokens": image_tokens,
-            "text_tokens": usage["input_tokens"] - image_tokens,
-        }
+def _with_media_tokens(usage: dict[str, Any], tokens: _MediaTokens) -> dict[str, Any]:
+    if not (tokens.image or tokens.video):
+        return usage
+    details = {"text_tokens": usage["input_tokens"] - tokens.image - tokens.video}
+    for key, count in (("image_tokens", tokens.image), ("video_tokens", tokens.video)):
+        if count:
+            usage[key] = details[key] = count
+    usage["input_tokens_details"] = details
+    reasoning = (usage.get("output_tokens_details") or {}).get("reasoning_tokens", 0)
+    usage["output_tokens_details"] = {
+        **usage.get("output_tokens_details", {}),
+        "text_tokens": usage["output_tokens"] - reasoning,
+    }
     return usage
 
 

@@ -11,7 +11,17 @@ Written from the public API reference and the official SDK's wire handling:
   https://ai.google.dev/gemini-api/docs/function-calling , .../docs/thinking ,
   .../docs/thought-signatures ;
 * the SDK (google-genai, google/genai/_api_client.py and errors.py): ``x-goog-api-key``
-  header, ``data: `` prefixed stream lines, ``{"error": ...}`` stream chunks raised as APIError.
+  header, ``data: `` prefixed stream lines, ``{"error": ...}`` stream chunks raised as APIError;
+* media tokens (https://ai.google.dev/gemini-api/docs/tokens , "Multimodal tokens"): an image
+  with both sides at most 384 px is 258 tokens, a larger one is cut into 768x768 tiles of 258
+  tokens each; video 263 tokens per second, audio 32 per second; Gemini 3 counts an image as
+  1120 tokens at its default (high) media resolution (.../docs/gemini-3, media_resolution;
+  unverified). Usage splits the prompt by modality in ``promptTokensDetails``
+  ([{modality, tokenCount}], API reference, UsageMetadata / ModalityTokenCount).
+
+Inline images are decoded (Pillow) and inline videos sniffed, and the default reply names what
+the last user turn held (format, size, hash), so a test can check it arrived intact. ``fileData``
+URIs are not fetched: each counts at the single-tile / one-second minimum (unverified).
 
 Messages quoted from public issues are cited where used. A rule or message the references do not
 pin down is marked "unverified"; the emulator then takes the stricter side.
@@ -26,6 +36,7 @@ import base64
 import binascii
 import hmac
 import json
+import math
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -36,6 +47,13 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
 
+from langchain_chatchat.testing.images import (
+    Described,
+    ImageProblem,
+    SeenAudio,
+    open_image,
+    seeing,
+)
 from langchain_chatchat.testing.responder import (
     Responder,
     count_tokens,
@@ -45,6 +63,7 @@ from langchain_chatchat.testing.responder import (
 )
 from langchain_chatchat.testing.script import Fault, RecordedRequest, Reply, ToolCallReply
 from langchain_chatchat.testing.server import EmulatorBase, TimedResponse
+from langchain_chatchat.testing.videos import SeenVideo, sniff_video
 
 __all__ = [
     "GEMINI_MODELS",
@@ -71,6 +90,10 @@ class GeminiChatSpec:
     thinks_by_default: bool = True
     budget_range: tuple[int, int] = (0, 24_576)
     signatures: bool = False
+    image_tokens: int | None = None
+    """Tokens per image at the default media resolution (Gemini 3); None: the 2.x tile rule."""
+    multimodal_function_responses: bool = False
+    """Whether a functionResponse may carry media `parts` (Gemini 3, "Function calling")."""
 
 
 @dataclass(frozen=True)
@@ -91,13 +114,16 @@ class GeminiEmbeddingSpec:
 # Model limits: https://ai.google.dev/gemini-api/docs/models ; thinking budgets per model:
 # https://ai.google.dev/gemini-api/docs/thinking ("2.5 Pro: 128 to 32768, cannot turn off
 # thinking"; "2.5 Flash: 0 to 24576"; "2.5 Flash Lite: 512 to 24576, does not think by default").
+_GEMINI_3 = GeminiChatSpec(
+    thinking="level", signatures=True, image_tokens=1120, multimodal_function_responses=True
+)
 GEMINI_MODELS: Mapping[str, GeminiChatSpec | GeminiEmbeddingSpec] = {
     "gemini-2.5-flash": GeminiChatSpec(),
     "gemini-2.5-flash-lite": GeminiChatSpec(thinks_by_default=False, budget_range=(512, 24_576)),
     "gemini-2.5-pro": GeminiChatSpec(thinking="always", budget_range=(128, 32_768)),
     "gemini-2.0-flash": GeminiChatSpec(max_output_tokens=8_192, thinking="none"),
-    "gemini-3-pro-preview": GeminiChatSpec(thinking="level", signatures=True),
-    "gemini-3-flash-preview": GeminiChatSpec(thinking="level", signatures=True),
+    "gemini-3-pro-preview": _GEMINI_3,
+    "gemini-3-flash-preview": _GEMINI_3,
     "gemini-embedding-001": GeminiEmbeddingSpec(3_072),
     "text-embedding-004": GeminiEmbeddingSpec(768),
 }
@@ -240,6 +266,10 @@ class _Generation:
     include_thoughts: bool
     signatures: bool
     input_tokens: int
+    media_tokens: dict[str, int]
+    """Prompt tokens by modality other than text ("IMAGE", "VIDEO", "AUDIO")."""
+    seen: list[Described]
+    """The media of the last user turn, for the default reply to name."""
 
 
 class GeminiEmulator(EmulatorBase):
@@ -394,8 +424,10 @@ class GeminiEmulator(EmulatorBase):
         thinking, include_thoughts = _thinking(config.get("thinkingConfig"), spec)
         response_format = _response_format(config)
 
+        seen, media_tokens = _media(contents, spec)
         input_tokens = sum(count_tokens(m.get("content") or "") for m in messages)
         input_tokens += sum(count_tokens(json.dumps(t, ensure_ascii=False)) for t in tools)
+        input_tokens += sum(media_tokens.values())
         limit = self.max_input_tokens or spec.max_input_tokens
         if input_tokens > limit:
             # unverified wording; Gemini answers INVALID_ARGUMENT for over-long prompts
@@ -415,6 +447,8 @@ class GeminiEmulator(EmulatorBase):
             include_thoughts=include_thoughts,
             signatures=spec.signatures and thinking,
             input_tokens=max(input_tokens, 1),
+            media_tokens=media_tokens,
+            seen=seen,
         )
 
     # -- generateContent response ------------------------------------------------------------
@@ -428,7 +462,7 @@ class GeminiEmulator(EmulatorBase):
             return self._error(error, record, item.code or None)
         if isinstance(item, PromptBlocked):
             return self._blocked(item, call, model, record, stream=stream, sse=sse)
-        reply = item if isinstance(item, Reply) else self._default_reply(call)
+        reply = item if isinstance(item, Reply) else seeing(self._default_reply(call), call.seen)
         render = _Renderer(reply, call, model.removeprefix("models/"), record.request_id)
         self._issued_signatures.update(render.signatures)
         if not stream:
@@ -638,6 +672,8 @@ def _conversation(
                     f"{index + 1}. Please refer to "
                     "https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
                 )
+        for response in responses:
+            _check_function_response_parts(response, spec, index)
         if responses:
             if previous != "call":
                 # Quoted in langchain-ai/langchain#27799.
@@ -657,6 +693,38 @@ def _conversation(
     return messages
 
 
+# "Function calling", multimodal function responses (Gemini 3 only): images png/jpeg/webp and
+# documents pdf/text; FunctionResponsePart.fileData "is not supported in Gemini API" (API
+# reference). Earlier models answer "Multimodal function responses are not supported for this
+# model" (quoted in public client code; unverified).
+_FUNCTION_RESPONSE_TYPES = {
+    "image/png",
+    "image/jpeg",
+    "image/webp",
+    "application/pdf",
+    "text/plain",
+}
+
+
+def _check_function_response_parts(response: Any, spec: GeminiChatSpec, index: int) -> None:
+    parts = _normalized(response).get("parts") if isinstance(response, dict) else None
+    if not parts:
+        return
+    if not spec.multimodal_function_responses:
+        raise _invalid("Multimodal function responses are not supported for this model.")
+    for position, part in enumerate(parts):
+        part = _normalized(part) if isinstance(part, dict) else {}
+        if "inlineData" not in part:
+            raise _invalid(  # unverified wording
+                f"* GenerateContentRequest.contents[{index}].parts.function_response.parts"
+                f"[{position}]: only inline_data is supported in Gemini API\n"
+            )
+        blob = _normalized(part["inlineData"])
+        _check_inline(blob, index, position)
+        if blob["mimeType"] not in _FUNCTION_RESPONSE_TYPES:
+            raise _invalid(f"Unsupported MIME type: {blob['mimeType']}")  # unverified wording
+
+
 def _check_inline(blob: Any, index: int, position: int) -> None:
     blob = _normalized(blob) if isinstance(blob, dict) else {}
     where = f"* GenerateContentRequest.contents[{index}].parts[{position}].inline_data"
@@ -672,6 +740,93 @@ def _check_inline(blob: Any, index: int, position: int) -> None:
     mime = blob["mimeType"]
     if mime.startswith("image/") and mime not in _IMAGE_TYPES:
         raise _invalid(f"Unsupported MIME type: {mime}")  # unverified wording
+
+
+# Quoted in public issues (e.g. google-gemini/generative-ai-python, "Unable to process input
+# image"); the same wording is used for a video that does not open (unverified).
+_UNPROCESSABLE = (
+    "Unable to process input {what}. Please retry or report in "
+    "https://developers.generativeai.google/guide/troubleshooting"
+)
+_TILE, _TILE_TOKENS, _SMALL_SIDE = 768, 258, 384
+_VIDEO_TOKENS_PER_SECOND, _AUDIO_TOKENS_PER_SECOND = 263, 32
+
+
+def _media(contents: list[Any], spec: GeminiChatSpec) -> tuple[list[Described], dict[str, int]]:
+    """Decode the media of every user turn: what the last one held, and tokens by modality."""
+    seen: list[Described] = []
+    tokens: dict[str, int] = {}
+    for raw in contents:
+        content = _normalized(raw)
+        if (content.get("role") or "user") != "user":
+            continue
+        parts = [_normalized(p) for p in content.get("parts") or [] if isinstance(p, dict)]
+        tool_media = [
+            _normalized(media)
+            for part in parts
+            if "functionResponse" in part
+            for media in _normalized(part["functionResponse"]).get("parts") or []
+            if isinstance(media, dict)
+        ]
+        if tool_media or any("text" in p or "inlineData" in p or "fileData" in p for p in parts):
+            seen = []
+        for part in parts + tool_media:
+            if "inlineData" in part:
+                blob = _normalized(part["inlineData"])
+                item, modality, count = _inline_media(blob, spec)
+                if item is not None:
+                    seen.append(item)
+            elif "fileData" in part:
+                mime = str(_normalized(part["fileData"]).get("mimeType") or "")
+                modality, count = _file_media(mime, spec)
+            else:
+                continue
+            if modality is not None:
+                tokens[modality] = tokens.get(modality, 0) + count
+    return seen, tokens
+
+
+def _inline_media(
+    blob: dict[str, Any], spec: GeminiChatSpec
+) -> tuple[Described | None, str | None, int]:
+    mime = str(blob["mimeType"])
+    data = _bytes_field(str(blob.get("data", ""))) or b""
+    if mime.startswith("image/"):
+        try:
+            image = open_image(data)
+        except ImageProblem:
+            raise _invalid(_UNPROCESSABLE.format(what="image")) from None
+        return image, "IMAGE", _image_tokens(image.width, image.height, spec)
+    if mime.startswith("video/"):
+        container = sniff_video(data)
+        if container is None:
+            raise _invalid(_UNPROCESSABLE.format(what="video"))
+        video = SeenVideo.of(container, data)
+        seconds = max(1, math.ceil(video.duration or 0))
+        return video, "VIDEO", seconds * _VIDEO_TOKENS_PER_SECOND
+    if mime.startswith("audio/"):
+        audio = SeenAudio.of(mime.removeprefix("audio/"), data)
+        seconds = max(1, math.ceil(audio.duration or 0))
+        return audio, "AUDIO", seconds * _AUDIO_TOKENS_PER_SECOND
+    return None, None, 0
+
+
+def _file_media(mime: str, spec: GeminiChatSpec) -> tuple[str | None, int]:
+    if mime.startswith("image/"):
+        return "IMAGE", spec.image_tokens or _TILE_TOKENS
+    if mime.startswith("video/"):
+        return "VIDEO", _VIDEO_TOKENS_PER_SECOND
+    if mime.startswith("audio/"):
+        return "AUDIO", _AUDIO_TOKENS_PER_SECOND
+    return None, 0
+
+
+def _image_tokens(width: int, height: int, spec: GeminiChatSpec) -> int:
+    if spec.image_tokens is not None:
+        return spec.image_tokens
+    if width <= _SMALL_SIDE and height <= _SMALL_SIDE:
+        return _TILE_TOKENS
+    return math.ceil(width / _TILE) * math.ceil(height / _TILE) * _TILE_TOKENS
 
 
 def _as_messages(role: str, parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -941,11 +1096,14 @@ class _Renderer:
         thoughts = override.get(
             "reasoning_tokens", count_tokens(reasoning) if self.call.thinking else 0
         )
+        media = self.call.media_tokens
+        text_tokens = max(prompt - sum(media.values()), 0)
         usage: dict[str, Any] = {
             "promptTokenCount": prompt,
             "candidatesTokenCount": candidates,
             "totalTokenCount": prompt + candidates + thoughts,
-            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}],
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": text_tokens}]
+            + [{"modality": kind, "tokenCount": count} for kind, count in media.items()],
         }
         if thoughts:
             usage["thoughtsTokenCount"] = thoughts

@@ -16,8 +16,10 @@ import binascii
 import dataclasses
 import hashlib
 import io
+import wave
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import httpx
 
@@ -60,13 +62,24 @@ class SeenAudio:
     format: str
     size: int
     digest: str
+    duration: float | None = None
+    """Seconds, from a WAV header; None for other formats or an unreadable header."""
 
     @classmethod
     def of(cls, audio_format: str, data: bytes) -> SeenAudio:
-        return cls(audio_format, len(data), hashlib.sha256(data).hexdigest()[:12])
+        digest = hashlib.sha256(data).hexdigest()[:12]
+        return cls(audio_format, len(data), digest, _wav_duration(data))
 
     def describe(self) -> str:
         return f"{self.format} audio {self.size} bytes sha256:{self.digest}"
+
+
+def _wav_duration(data: bytes) -> float | None:
+    try:
+        with wave.open(io.BytesIO(data)) as sound:
+            return sound.getnframes() / sound.getframerate()
+    except (wave.Error, EOFError, RuntimeError, ValueError, ZeroDivisionError):
+        return None  # not a WAV file the stdlib can read: no duration
 
 
 def open_image(data: bytes) -> SeenImage:
@@ -184,7 +197,13 @@ class ImageRules:
         return seen
 
 
-def seeing(reply: Reply, images: Sequence[SeenImage | SeenAudio]) -> Reply:
+class Described(Protocol):
+    """Anything an emulator received and can name (an image, a sound, a video)."""
+
+    def describe(self) -> str: ...
+
+
+def seeing(reply: Reply, images: Sequence[Described]) -> Reply:
     """A default reply prefixed with what the model saw, so a test can check that each image
     arrived intact (left alone for tool calls and JSON answers, which must stay parseable)."""
     if not images or reply.tool_calls or reply.text.lstrip().startswith(("{", "[")):

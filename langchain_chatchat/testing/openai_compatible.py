@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import time
 import uuid
@@ -46,6 +47,7 @@ from langchain_chatchat.testing.responder import (
 )
 from langchain_chatchat.testing.script import Fault, RecordedRequest, Reply
 from langchain_chatchat.testing.server import EmulatorBase, TimedResponse
+from langchain_chatchat.testing.videos import SeenVideo, VideoRules
 
 __all__ = ["OpenAICompatibleEmulator", "PROFILES", "Profile"]
 
@@ -142,7 +144,7 @@ class OpenAICompatibleEmulator(EmulatorBase):
         try:
             call = self._call(request, record)
             self._check_chat(call)
-            images = self._check_images(call)
+            media = self._check_images(call)
         except ApiError as error:
             return self._error(error, record)
         body = call.body
@@ -150,10 +152,18 @@ class OpenAICompatibleEmulator(EmulatorBase):
         item, hang = self._take()
         if isinstance(item, Fault) and (item.kind == "http" or not stream):
             return self._error(ApiError(item.status, item.code, item.message), record)
-        reply = item if isinstance(item, Reply) else seeing(self._default_reply(body), images)
+        reply = item if isinstance(item, Reply) else seeing(self._default_reply(body), media)
         if reply.tool_calls and self.profile.tools_as_text(dict(body)):
             reply = _tool_calls_as_text(reply)
-        render = _Render(self.profile, body, reply, record.request_id, _prompt_tokens(body))
+        audio_tokens = sum(_audio_tokens(m) for m in media if isinstance(m, SeenAudio))
+        render = _Render(
+            self.profile,
+            body,
+            reply,
+            record.request_id,
+            _prompt_tokens(body) + audio_tokens,
+            audio_tokens,
+        )
         if not stream or self.profile.ignore_stream:
             payload = _dumps(render.completion())
             pieces = [(reply.first_chunk_delay, payload)]
@@ -259,11 +269,11 @@ class OpenAICompatibleEmulator(EmulatorBase):
             raise ApiError(400, invalid, f"'stop' accepts at most {profile.max_stop} sequences")
         profile.check(call)
 
-    def _check_images(self, call: Call) -> list[SeenImage | SeenAudio]:
-        """Every image part decoded and checked against the profile's image rules; the images of
-        the last user or tool turn are returned for the reply to describe."""
+    def _check_images(self, call: Call) -> list[SeenImage | SeenAudio | SeenVideo]:
+        """Every image, audio and video part decoded and checked against the profile's rules;
+        the media of the last user or tool turn are returned for the reply to describe."""
         rules, model = self.profile.images, str(call.body.get("model") or self.deployment)
-        seen: list[SeenImage | SeenAudio] = []
+        seen: list[SeenImage | SeenAudio | SeenVideo] = []
         count = 0
         for position, message in enumerate(call.body["messages"]):
             content = message.get("content")
@@ -274,6 +284,9 @@ class OpenAICompatibleEmulator(EmulatorBase):
             for part in content:
                 kind = part.get("type") if isinstance(part, dict) else None
                 if kind == "text":
+                    continue
+                if kind == "video_url" and self.profile.videos is not None:
+                    seen.append(self._check_video(self.profile.videos, model, message, part))
                     continue
                 if kind not in ("image_url", "input_audio") or rules is None:
                     raise ApiError(
@@ -309,6 +322,22 @@ class OpenAICompatibleEmulator(EmulatorBase):
         if not isinstance(url, str) or not url:
             raise ImageProblem("decode", "image_url.url is required")
         return rules.check(url, self.remote_images)
+
+    def _check_video(self, rules: VideoRules, model: str, message: dict, part: dict) -> SeenVideo:
+        """A `video_url` part: a video model, a user turn, and a file the provider can open."""
+        try:
+            if not rules.takes_video(model):
+                raise ImageProblem("model", model)
+            if message.get("role") != "user":
+                raise ImageProblem("role", f"video_url in a {message.get('role')} message")
+            video_url = part.get("video_url")
+            url = video_url.get("url") if isinstance(video_url, dict) else None
+            if not isinstance(url, str) or not url:
+                raise ImageProblem("decode", "video_url.url is required")
+            return rules.check(url, self.remote_images)
+        except ImageProblem as problem:
+            status, code, text = rules.errors[problem.kind]
+            raise ApiError(status, code, text.format(detail=problem.detail)) from None
 
     async def _embeddings(self, request: Request) -> TimedResponse:
         record = await self._record(request, f"req-{uuid.uuid4().hex[:24]}")
@@ -398,6 +427,7 @@ class _Render:
         reply: Reply,
         request_id: str,
         prompt_tokens: int,
+        audio_tokens: int = 0,
     ) -> None:
         self.profile = profile
         self.body = body
@@ -406,7 +436,7 @@ class _Render:
         self.calls = [
             (c.id or new_tool_call_id(), c.name, c.arguments_json()) for c in reply.tool_calls
         ]
-        self.usage = _usage(reply, prompt_tokens, profile.cache_usage)
+        self.usage = _usage(reply, prompt_tokens, profile.cache_usage, audio_tokens)
         self.head = {
             "id": request_id,
             "created": int(time.time()),
@@ -537,7 +567,18 @@ def _tool_calls_as_text(reply: Reply) -> Reply:
     return dataclasses.replace(reply, text=text, tool_calls=(), finish_reason="stop")
 
 
-def _usage(reply: Reply, prompt_tokens: int, cache_usage: str = "details") -> dict[str, Any]:
+def _audio_tokens(audio: SeenAudio) -> int:
+    """unverified stand-in for the provider's count: 10 per second of audio (1 per 100 ms), the
+    duration read from a WAV header, else estimated at 16 kB per second."""
+    seconds = audio.duration if audio.duration is not None else audio.size / 16_000
+    return max(1, math.ceil(seconds * 10))
+
+
+def _usage(
+    reply: Reply, prompt_tokens: int, cache_usage: str = "details", audio_tokens: int = 0
+) -> dict[str, Any]:
+    """OpenAI's usage; audio input is `prompt_tokens_details.audio_tokens` (chat completions
+    reference, CompletionUsage)."""
     override = reply.usage or {}
     prompt, completion, reasoning = reply_token_counts(reply, prompt_tokens)
     usage: dict[str, Any] = {
@@ -555,6 +596,8 @@ def _usage(reply: Reply, prompt_tokens: int, cache_usage: str = "details") -> di
             usage["cached_tokens"] = cached
         else:
             usage["prompt_tokens_details"] = {"cached_tokens": cached}
+    if audio_tokens:
+        usage.setdefault("prompt_tokens_details", {})["audio_tokens"] = audio_tokens
     return usage
 
 

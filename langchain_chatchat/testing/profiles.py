@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 from langchain_chatchat.testing.images import ImageRules
 from langchain_chatchat.testing.responder import message_text
+from langchain_chatchat.testing.videos import VideoRules
 
 __all__ = ["PROFILES", "ApiError", "Call", "Profile"]
 
@@ -136,6 +137,8 @@ class Profile:
     `tool_calls_switch`)."""
     images: ImageRules | None = None
     """The provider's image rules (None: image parts are refused as unsupported content)."""
+    videos: VideoRules | None = None
+    """The provider's `video_url` rules (None: video parts are refused as unsupported content)."""
 
     def batch_limit(self, model: str) -> int:
         return self.embedding_batch_limits.get(model, self.embedding_batch_default)
@@ -646,6 +649,21 @@ PROFILES: dict[str, Profile] = {
             models=r"vision|^kimi-latest|^kimi-k2\.[5-9]|^kimi-k[3-9]",
             urls=False,
         ),
+        # Same guide, videos (kimi-k2.5+): `video_url` with a base64 data URL or an uploaded
+        # file (`ms://<file-id>`, not emulated); mp4, mpeg, mov, avi, x-flv, mpg, webm, wmv,
+        # 3gpp. http(s) URLs are refused like image URLs, and the size limit is the file
+        # upload's 100 MB (both unverified for video).
+        videos=VideoRules(
+            errors=_image_errors(
+                "invalid_request_error",
+                "Invalid request: {detail}",
+                url=(400, "invalid_request_error", "Invalid request: unsupported video url"),
+            ),
+            models=r"^kimi-k2\.[5-9]|^kimi-k[3-9]",
+            containers=frozenset({"mp4", "mpeg", "mov", "avi", "flv", "webm", "wmv", "3gp"}),
+            max_bytes=100 * 1024 * 1024,
+            urls=False,
+        ),
     ),
     "zhipu": Profile(
         name="zhipu",
@@ -672,6 +690,17 @@ PROFILES: dict[str, Profile] = {
             max_bytes=5 * 1024 * 1024,
             max_side=6000,
             inline="base64",
+        ),
+        # GLM-4V docs, video understanding (glm-4v-plus, GLM-4.xV): `video_url` by URL, mp4,
+        # at most 20 MB and 30 s (glm-4v-plus; the stricter of the family's limits). Inline
+        # video is documented for no model (refused, unverified), as is error code 1210.
+        videos=VideoRules(
+            errors=_image_errors("1210", "视频输入格式/解析错误: {detail}"),
+            models=r"^glm-4v-plus|^glm-4\.\d+v",
+            containers=frozenset({"mp4"}),
+            max_bytes=20 * 1024 * 1024,
+            max_seconds=30,
+            inline=False,
         ),
         embedding_batch_limits={"embedding-3": 64, "embedding-2": 16},
         # docs.bigmodel.cn/api-reference 文本嵌入 (message unverified)
@@ -738,6 +767,16 @@ PROFILES: dict[str, Profile] = {
             max_bytes=10 * 1024 * 1024,
             min_side=14,
             max_pixels=36_000_000,
+        ),
+        # Ark video understanding guide (doubao-seed-1.6+): `video_url` as a URL or a base64
+        # data URL; mp4, avi, mov; at most 50 MB (unverified), InvalidParameter otherwise.
+        videos=VideoRules(
+            errors=_image_errors(
+                "InvalidParameter", "The parameter `video_url` is invalid: {detail}"
+            ),
+            models=r"seed-1[-.][68]|seed-[2-9]|^ep-",
+            containers=frozenset({"mp4", "avi", "mov"}),
+            max_bytes=50 * 1024 * 1024,
         ),
         embedding_batch_default=256,
         embedding_dimension=2560,

@@ -78,6 +78,9 @@ class ArkWorker(OpenAICompatibleWorker):
         min_side=14,
         max_pixels=36_000_000,
         video_models=pattern(r"seed-1[-.][68]|seed-[2-9]|^ep-"),
+        # video understanding guide: mp4, avi, mov; at most 50 MB (unverified)
+        video_formats=frozenset({"mp4", "avi", "mov"}),
+        max_video_bytes=50 * MIB,
         example="doubao-1.5-vision-pro",
     )
 

@@ -100,6 +100,30 @@ def _webp_size(data: bytes) -> tuple[int | None, int | None]:
     return None, None
 
 
+_HEIF_BRANDS = (b"heic", b"heix", b"mif1", b"msf1", b"heif", b"avif")
+
+
+def sniff_video(data: bytes) -> str | None:
+    """The container of a video file from its header; None if it is not a video. ISO-BMFF
+    `ftyp` brands give MP4 / MOV (`qt  `) / 3GP, the EBML DocType WebM or MKV."""
+    if data[4:8] == b"ftyp" and len(data) >= 12:
+        brand = data[8:12]
+        if brand in _HEIF_BRANDS:
+            return None
+        return "mov" if brand == b"qt  " else "3gp" if brand.startswith(b"3g") else "mp4"
+    if data[:4] == b"\x1a\x45\xdf\xa3":
+        return "webm" if b"webm" in data[:64] else "mkv"
+    if data[:4] == b"RIFF" and data[8:12] == b"AVI ":
+        return "avi"
+    if data[:3] == b"FLV":
+        return "flv"
+    if data[:4] == b"\x30\x26\xb2\x75":  # the ASF header object's GUID
+        return "wmv"
+    if data[:4] in (b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3"):
+        return "mpeg"
+    return None
+
+
 @dataclass(frozen=True)
 class MediaRules:
     """What one provider accepts as media, and in which wire form.
@@ -111,9 +135,12 @@ class MediaRules:
     - remote_urls: whether http(s) image URLs may be sent for the provider to fetch.
     - inline: how inline images go on the wire — a data URL, or the bare base64 (Zhipu).
     - detail: whether the provider takes OpenAI's `image_url.detail` (dropped otherwise).
-    - tool_images: whether tool results may carry images.
+    - tool_images: whether tool results may carry images (True / False, or the models that
+      document it as a pattern).
     - video_models / audio_models: models that take video / audio; `video_frames`: whether a
       video may be a list of frame images (DashScope) besides a video URL.
+    - video_formats / max_video_bytes / video_inline: the containers and size checked on an
+      inline (data URL) video, and whether inline video is accepted at all (else URL only).
     - example: a model to suggest when a text-only model is sent an image.
     """
 
@@ -128,16 +155,24 @@ class MediaRules:
     remote_urls: bool = True
     inline: Literal["data_url", "base64"] = "data_url"
     detail: bool = True
-    tool_images: bool = False
+    tool_images: bool | re.Pattern[str] = False
     video_models: re.Pattern[str] | None = None
     audio_models: re.Pattern[str] | None = None
     video_frames: bool = False
+    video_formats: frozenset[str] = frozenset({"mp4"})
+    max_video_bytes: int = 20 * MIB
+    video_inline: bool = True
     example: str | None = None
 
     def takes_images(self, model: str) -> bool:
         if self.models is not None:
             return bool(self.models.search(model))
         return not (self.text_models is not None and self.text_models.search(model))
+
+    def takes_tool_images(self, model: str) -> bool:
+        if isinstance(self.tool_images, bool):
+            return self.tool_images
+        return bool(self.tool_images.search(model))
 
 
 def pattern(regex: str) -> re.Pattern[str]:
@@ -226,8 +261,10 @@ class _Checker:
         if not allowed:
             hint = f"; use a vision model such as {rules.example!r}" if rules.example else ""
             raise self.error(f"this model does not accept {what} input{hint}", index)
-        if role == "tool" and not rules.tool_images:
-            raise self.error(f"{self.provider} does not accept {what}s in tool results", index)
+        if role == "tool" and not (what == "image" and rules.takes_tool_images(self.model)):
+            raise self.error(
+                f"{self.provider} does not accept {what}s in tool results for this model", index
+            )
         if role not in ("user", "tool"):
             raise self.error(f"{what}s are accepted in user messages only, not {role}", index)
 
@@ -276,9 +313,30 @@ class _Checker:
             raise self.error("video URLs are not accepted; send the video inline", index)
         if not remote and not video.startswith("data:video/"):
             raise self.error("a video must be an http(s) URL or a data:video/... URL", index)
+        if not remote:
+            self.check_video(decode_data_url(video, lambda m: self.error(m, index)), index)
         if self.rules.video_frames:
             return {"type": "video", "video": video}
         return {"type": "video_url", "video_url": {"url": video}}
+
+    def check_video(self, data: bytes, index: int) -> None:
+        rules = self.rules
+        if not rules.video_inline:
+            raise self.error(
+                "inline videos are not accepted; send the video as an http(s) video URL", index
+            )
+        if len(data) > rules.max_video_bytes:
+            limit = rules.max_video_bytes
+            raise self.error(
+                f"the video is {len(data)} bytes; the limit is {limit} bytes ({limit / MIB:g} MiB)",
+                index,
+            )
+        container = sniff_video(data)
+        if container is None:
+            raise self.error("the video data is not a recognised video format", index)
+        if container not in rules.video_formats:
+            supported = ", ".join(sorted(rules.video_formats))
+            raise self.error(f"{container} videos are not accepted (supported: {supported})", index)
 
     def audio(self, part: dict[str, Any], index: int) -> dict[str, Any]:
         """OpenAI's `input_audio`: base64 data in wav or mp3."""

@@ -194,6 +194,12 @@ class GeminiWorker(_GeminiClient, ChatWorker):
         video_models=pattern(r"gemini"),
         audio_models=pattern(r"gemini"),
         video_frames=True,
+        # "Video understanding": video/mp4, mpeg, mov, avi, x-flv, mpg, webm, wmv, 3gpp; inline
+        # data within the 20 MB request limit
+        video_formats=frozenset({"mp4", "mpeg", "mov", "avi", "flv", "webm", "wmv", "3gp"}),
+        # "Function calling", multimodal function responses: Gemini 3 models take images in
+        # a function response's `parts` (see `_tool_media`); earlier models refuse them.
+        tool_images=_NEEDS_SIGNATURE,
     )
 
     def __init__(self, *, api_key: str | None, base_url: str | None = None, **kwargs: Any) -> None:
@@ -319,7 +325,13 @@ def to_gemini_contents(
             continue
         if message.role == "tool":
             name = message.name or names_by_call_id.get(message.tool_call_id or "") or ""
-            answer = {"function_response": {"name": name, "response": _tool_response(message)}}
+            answer = {
+                "function_response": {
+                    "name": name,
+                    "response": _tool_response(message),
+                    **_tool_media(message),
+                }
+            }
             previous = contents[-1] if contents else None
             if previous is not None and previous.get("_tool_results"):
                 previous["parts"].append(answer)
@@ -428,6 +440,37 @@ def _tool_response(message: WorkerMessage) -> dict[str, Any]:
     except ValueError:
         return {"result": text}
     return value if isinstance(value, dict) else {"result": value}
+
+
+_TOOL_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp"})
+
+
+def _tool_media(message: WorkerMessage) -> dict[str, Any]:
+    """A tool result's images as `functionResponse.parts` (Gemini docs, "Function calling":
+    multimodal function responses on Gemini 3; image/png, image/jpeg, image/webp, inline only —
+    `FunctionResponsePart.fileData` "is not supported in Gemini API")."""
+    if isinstance(message.content, str):
+        return {}
+    parts = []
+    for part in message.content:
+        if part.get("type") != "image_url":
+            continue
+        url = str((part.get("image_url") or {}).get("url", ""))
+        if not url.startswith("data:"):
+            raise BadRequestError(
+                "Gemini takes images in tool results inline only; send a base64 data URL",
+                provider=PROVIDER,
+                param="messages",
+            )
+        blob = _media_part(url)["inline_data"]
+        if blob["mime_type"] not in _TOOL_IMAGE_TYPES:
+            raise BadRequestError(
+                f"Gemini takes png, jpeg or webp images in tool results, not {blob['mime_type']}",
+                provider=PROVIDER,
+                param="messages",
+            )
+        parts.append({"inline_data": blob})
+    return {"parts": parts} if parts else {}
 
 
 def _arguments(raw: str) -> dict[str, Any]:
@@ -627,7 +670,22 @@ def _usage(metadata: types.GenerateContentResponseUsageMetadata) -> Usage:
         total_tokens=metadata.total_token_count or prompt + output,
         reasoning_tokens=thoughts,
         cached_tokens=metadata.cached_content_token_count,
+        **_modality_tokens(metadata.prompt_tokens_details),
     )
+
+
+_MODALITY_KEYS = {"IMAGE": "image_tokens", "AUDIO": "audio_tokens", "VIDEO": "video_tokens"}
+
+
+def _modality_tokens(details: list[types.ModalityTokenCount] | None) -> dict[str, int]:
+    """`promptTokensDetails` (a list of {modality, tokenCount}; API reference, UsageMetadata) as
+    `Usage` media counts; text and document tokens stay only in the input total."""
+    counts: dict[str, int] = {}
+    for detail in details or []:
+        key = _MODALITY_KEYS.get(_enum_value(detail.modality))
+        if key is not None and detail.token_count:
+            counts[key] = counts.get(key, 0) + detail.token_count
+    return counts
 
 
 # -- errors ------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar, Literal
 
-from langchain_chatchat.workers.content import MediaRules, pattern
+from langchain_chatchat.workers.content import MIB, MediaRules, pattern
 from langchain_chatchat.workers.endpoint import Endpoint
 from langchain_chatchat.workers.errors import (
     AuthenticationError,
@@ -76,6 +76,9 @@ class MoonshotWorker(OpenAICompatibleWorker):
         models=pattern(r"vision|^kimi-latest|^kimi-k2\.[5-9]|^kimi-k[3-9]"),
         remote_urls=False,
         video_models=pattern(r"^kimi-k2\.[5-9]|^kimi-k[3-9]"),
+        # the vision guide's video formats; 100 MB as for uploaded files (unverified)
+        video_formats=frozenset({"mp4", "mpeg", "mov", "avi", "flv", "webm", "wmv", "3gp"}),
+        max_video_bytes=100 * MIB,
         example="moonshot-v1-8k-vision-preview",
     )
 

@@ -55,6 +55,7 @@ from langchain_chatchat.workers.types import (
     ToolCallDelta,
     Usage,
     WorkerMessage,
+    media_tokens,
 )
 
 logger = logging.getLogger(__name__)
@@ -568,6 +569,9 @@ def parse_usage(raw: Any) -> Usage | None:
         total_tokens=total,
         reasoning_tokens=reasoning,
         cached_tokens=cached,
+        # OpenAI: prompt_tokens_details.audio_tokens; DashScope's compatible mode adds
+        # image_tokens and video_tokens there
+        **media_tokens(prompt_details),
     )
 
 

@@ -62,6 +62,7 @@ from langchain_chatchat.workers.types import (
     ToolCallDelta,
     Usage,
     WorkerMessage,
+    media_tokens,
 )
 
 # DashScope's documented endpoints (help.aliyun.com/zh/model-studio/regions; the `dashscope`
@@ -364,6 +365,8 @@ def _usage(raw: Any) -> Usage | None:
         total_tokens=raw.get("total_tokens") or input_tokens + output_tokens,
         reasoning_tokens=details.get("reasoning_tokens"),
         cached_tokens=raw.get("cached_tokens") if cached is None else cached,
+        # multimodal endpoint: `input_tokens_details` and the same counts at the top level
+        **media_tokens(raw.get("input_tokens_details"), raw),
     )
 
 

@@ -38,6 +38,10 @@ MEDIA_RULES = MediaRules(
     detail=False,
     video_models=MULTIMODAL_MODELS,
     video_frames=True,
+    # "Input file limits", video files: MP4, AVI, MKV, MOV, FLV, WMV; inline, the same 10 MB
+    # data-URI limit as images
+    video_formats=frozenset({"mp4", "avi", "mkv", "mov", "flv", "wmv"}),
+    max_video_bytes=10 * MIB * 3 // 4,
     example="qwen-vl-max",
 )
 

@@ -7,6 +7,7 @@ cheap to build.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -73,11 +74,35 @@ class ChatRequest:
 
 @dataclass
 class Usage:
+    """Token counts of one call. `input_tokens` includes every modality; `image_tokens`,
+    `audio_tokens` and `video_tokens` are the parts of it the provider reports per modality
+    (None when it reports none)."""
+
     input_tokens: int = 0
     output_tokens: int = 0
     total_tokens: int = 0
     reasoning_tokens: int | None = None
     cached_tokens: int | None = None
+    image_tokens: int | None = None
+    audio_tokens: int | None = None
+    video_tokens: int | None = None
+
+
+MEDIA_TOKEN_KEYS = ("image_tokens", "audio_tokens", "video_tokens")
+
+
+def media_tokens(*sources: Any) -> dict[str, int]:
+    """The non-zero `image_tokens` / `audio_tokens` / `video_tokens` of provider usage objects,
+    as `Usage` keyword arguments; the first source that names a modality wins."""
+    found: dict[str, int] = {}
+    for source in sources:
+        if not isinstance(source, Mapping):
+            continue
+        for key in MEDIA_TOKEN_KEYS:
+            value = source.get(key)
+            if key not in found and type(value) is int and value > 0:
+                found[key] = value
+    return found
 
 
 @dataclass

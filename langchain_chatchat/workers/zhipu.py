@@ -142,6 +142,9 @@ class ZhipuWorker(OpenAICompatibleWorker):
         inline="base64",
         detail=False,
         video_models=pattern(r"^glm-4v-plus|^glm-4\.\d+v"),
+        # video understanding: by URL, mp4, at most 20 MB (glm-4v-plus, the family's strictest)
+        video_formats=frozenset({"mp4"}),
+        video_inline=False,
         example="glm-4v-plus",
     )
     metadata_keys: ClassVar = ("web_search",)

@@ -261,8 +261,11 @@ def test_empty_contents_and_parts(emulator):
     missing = httpx.post(url, json={"contents": [{"parts": [{"text": "x"}]}]})
     assert missing.status_code == 403 and missing.json()["error"]["status"] == "PERMISSION_DENIED"
     image = {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(b"png").decode()}}
-    ok = httpx.post(url, json={"contents": [{"parts": [{"text": "x"}, image]}]}, headers=headers)
-    assert ok.status_code == 200
+    broken = httpx.post(
+        url, json={"contents": [{"parts": [{"text": "x"}, image]}]}, headers=headers
+    )
+    assert broken.status_code == 400
+    assert "Unable to process input image" in broken.json()["error"]["message"]
 
 
 def test_embedding_batch_limit(client):

@@ -10,6 +10,8 @@ from langchain_tests.unit_tests import ChatModelUnitTests, EmbeddingsUnitTests
 
 from langchain_chatchat import ChatGemini, GeminiEmbeddings
 from langchain_chatchat.testing import GeminiEmulator
+from langchain_chatchat.workers.gemini import GeminiWorker
+from tests.vision.standard import StandardImages
 
 _emulator: GeminiEmulator | None = None
 
@@ -75,26 +77,40 @@ def test_serialization_round_trip(monkeypatch):
     assert restored.api_key.get_secret_value() == "key-from-env"
 
 
-class TestChatGeminiIntegration(ChatModelIntegrationTests):
+class TestChatGeminiIntegration(StandardImages, ChatModelIntegrationTests):
+    """Gemini 2.5: images, image URLs and audio; tool results take no images (refused)."""
+
+    tested_model = "gemini-2.5-flash"
+    override_model = "gemini-2.5-pro"
+    worker_type = GeminiWorker
+
     @property
     def chat_model_class(self) -> type[ChatGemini]:
         return ChatGemini
 
     @property
     def chat_model_params(self) -> dict[str, Any]:
-        return {"model": "gemini-2.5-flash", **_connection()}
+        return {"model": self.tested_model, **_connection()}
 
     @property
     def supports_json_mode(self) -> bool:
         return True
 
     @property
-    def supports_image_inputs(self) -> bool:
-        return False  # the standard image test downloads a picture; test_chat covers images
-
-    @property
     def model_override_value(self) -> str:
-        return "gemini-2.5-pro"
+        return self.override_model
+
+
+class TestChatGemini3Integration(TestChatGeminiIntegration):
+    """Gemini 3: also images in tool results (multimodal function responses)."""
+
+    tested_model = "gemini-3-flash-preview"
+    override_model = "gemini-3-pro-preview"
+
+
+def test_image_tool_message_switch_follows_the_model():
+    assert TestChatGemini3Integration().supports_image_tool_message
+    assert not TestChatGeminiIntegration().supports_image_tool_message
 
 
 class TestGeminiEmbeddingsUnit(EmbeddingsUnitTests):

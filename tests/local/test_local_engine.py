@@ -191,3 +191,57 @@ def test_a_failing_prefill_fails_only_the_newcomer(engine, prompts) -> None:
     while not isinstance(event := running.get(timeout=30), Finished):
         pass
     assert event == Finished("length", 200)
+
+
+def _generate(model, prompt: list[int], tokens: int) -> list[int]:
+    output = model.generate(
+        torch.tensor([prompt]), max_new_tokens=tokens, do_sample=False, eos_token_id=None
+    )
+    return output[0, len(prompt) :].tolist()
+
+
+def test_a_lone_requests_cache_serves_the_next_prompt_sharing_its_prefix(
+    engine, loaded, prompts
+) -> None:
+    model = loaded[0]
+    first, _ = run(engine, prompts[3], GREEDY)
+    # the next turn of the conversation: the first prompt, its reply, then more
+    follow_up = prompts[3] + first + prompts[0]
+    before = engine.reused_prompt_tokens
+    tokens, _ = run(engine, follow_up, GREEDY)
+    # everything the first request evaluated (its last token was sampled, never fed back)
+    assert engine.reused_prompt_tokens - before == len(prompts[3]) + len(first) - 1
+    assert tokens == _generate(model, follow_up, 24)
+
+
+def test_the_row_a_batch_leaves_last_keeps_its_cache(engine, loaded, prompts) -> None:
+    results: list = [None, None]
+
+    def one(row: int, prompt: list[int], budget: int) -> None:
+        results[row] = run(engine, prompt, SamplingParams(max_new_tokens=budget))
+
+    threads = [
+        threading.Thread(target=one, args=(0, prompts[0], 4)),
+        threading.Thread(target=one, args=(1, prompts[3], 30)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    # the long row ran on alone, its left padding trimmed: its cache serves the next turn
+    follow_up = prompts[3] + results[1][0] + prompts[2]
+    before = engine.reused_prompt_tokens
+    tokens, _ = run(engine, follow_up, GREEDY)
+    assert engine.reused_prompt_tokens - before == len(prompts[3]) + 29
+    assert tokens == _generate(loaded[0], follow_up, 24)
+
+
+def test_prompt_cache_off_evaluates_every_prompt_whole(loaded, prompts) -> None:
+    off = GenerationEngine(loaded[0], max_batch_size=8, max_queue=8, prompt_cache=False)
+    try:
+        first, _ = run(off, prompts[3], GREEDY)
+        tokens, _ = run(off, prompts[3] + first, GREEDY)
+        assert off.reused_prompt_tokens == 0
+        assert tokens == _generate(loaded[0], prompts[3] + first, 24)
+    finally:
+        off.close()

@@ -27,7 +27,7 @@ pytestmark = [
     pytest.mark.real_model,
     pytest.mark.skipif(not llama.available(), reason="llama-cpp-python not installed"),
 ]
-QUESTION = "Which city is the capital of France?"
+QUESTION = "Name the capital of France."
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +120,58 @@ async def test_async_cancellation_stops_generation(chat: ChatLocal) -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert await asyncio.to_thread(wait_until, lambda: engine.active_count == 0)
+
+
+def _generate(engine: llama.LlamaCppEngine, prompt: list[int], tokens: int) -> list[int]:
+    """Greedy token ids straight from an engine, the stop token included."""
+    events: list = []
+    done = threading.Event()
+
+    def sink(event) -> None:
+        events.append(event)
+        if not isinstance(event, int):
+            done.set()
+
+    engine.submit(prompt, _params(tokens), sink)
+    assert done.wait(60)
+    assert type(events[-1]).__name__ == "Finished", events[-1]
+    return events[:-1]
+
+
+def test_conversation_reuses_cached_prefix_and_answers_as_if_cold() -> None:
+    # engines of their own (the shared one's cache holds other tests' batched prompts, and
+    # llama.cpp's logits differ in the last bits between batch shapes)
+    warm = ChatLocal(engine="llama_cpp", temperature=0, max_tokens=24, max_queue=7)
+    cold = ChatLocal(engine="llama_cpp", temperature=0, max_tokens=24, prompt_cache=False)
+    engine = warm.worker.load().engine
+    assert cold.worker.load().engine is not engine
+    first = warm.invoke(QUESTION)
+    turns = [
+        HumanMessage(QUESTION),
+        AIMessage(first.content),
+        HumanMessage("And now the capital of Germany."),
+    ]
+    second = warm.invoke(turns)
+    # the system prompt, the first question and its answer come from the cache
+    assert engine.reused_prompt_tokens >= first.usage_metadata["input_tokens"] + 5
+    assert cold.invoke(turns).content == second.content == "The capital of Germany is Berlin."
+    assert cold.invoke(turns).content == second.content
+    assert cold.worker.load().engine.reused_prompt_tokens == 0
+
+
+def test_idle_cache_gives_way_to_new_prompts(chat: ChatLocal) -> None:
+    """A context just big enough for one request: the idle cache of the previous, different
+    prompt is given back instead of failing the next request for room."""
+    gguf = llama.load_gguf(Path(ModelSource.resolve(SMOLLM2.name).location) / SMOLLM2.file())
+    engine = llama.LlamaCppEngine(gguf, max_batch_size=2, kv_cells=256, label="small")
+    try:
+        for topic in ("Apples", "Bridges", "Clouds"):
+            prompt = gguf.llama.tokenize(f"{topic} are interesting to talk about. ".encode() * 20)
+            assert 128 < len(prompt) < 250
+            assert _generate(engine, prompt, 4) == _generate(chat.worker.engine, prompt, 4)
+        assert engine.reused_prompt_tokens == 0  # each prompt differs from the first token on
+    finally:
+        engine.close()
 
 
 def test_forced_tool_call_is_parsed() -> None:

@@ -42,9 +42,10 @@ def minilm() -> LocalEmbeddings:
 
 
 def test_smollm2_knows_the_capital_of_france(smollm2: ChatLocal) -> None:
-    # (the 4-bit weights put "The" and "L" almost level after "What is the capital of
-    # France?"; llama.cpp's quantised matmuls tip it to "L'Étoile...", so ask unambiguously)
-    answer = smollm2.invoke("Which city is the capital of France?")
+    # (the 4-bit weights put the first tokens of "The", "L", "Le" within 0.4 logits of each
+    # other after "What is the capital of France?" or "Which city is the capital of France?":
+    # a batch shape tips them; here every greedy step leads by at least 1 logit)
+    answer = smollm2.invoke("Name the capital of France.")
     assert "Paris" in answer.content
     assert answer.response_metadata["finish_reason"] == "stop"
     assert answer.usage_metadata["output_tokens"] > 0

@@ -187,7 +187,7 @@ def test_default_app_serves_the_offline_models_end_to_end(monkeypatch):
     monkeypatch.delenv("DASHSCOPE_API_KEY", raising=False)
     with BackgroundServer(create_app()) as server:
         client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
-        question = [{"role": "user", "content": "Which city is the capital of France?"}]
+        question = [{"role": "user", "content": "Name the capital of France."}]
         reply = client.chat.completions.create(
             model="SmolLM2-135M-Instruct", messages=question, temperature=0, max_tokens=24
         )

@@ -99,4 +99,4 @@ class StandardImages:
 
     @property
     def supports_image_tool_message(self) -> bool:
-        return self.supports_image_inputs and self._media.tool_images
+        return self.supports_image_inputs and self._media.takes_tool_images(self.tested_model)

@@ -125,6 +125,9 @@ def test_the_image_changes_the_prompt_the_model_sees(tiny_vlm):
     text_only = llm.invoke("What is in this picture?")
     with_image = llm.invoke(_ask(image_bytes("PNG", (64, 48))))
     assert with_image.usage_metadata["input_tokens"] == text_only.usage_metadata["input_tokens"] + 5
+    # the processor's image placeholder, once per image feature, shown apart from the text
+    assert with_image.usage_metadata["input_token_details"] == {"image": 5}
+    assert "input_token_details" not in text_only.usage_metadata
 
 
 def test_streaming_matches_invoke_and_is_deterministic(tiny_vlm):

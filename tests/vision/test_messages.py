@@ -98,3 +98,29 @@ def test_text_only_lists_stay_strings_and_tool_images_stay_parts():
     ]
     text_tool = to_worker_messages([ToolMessage(content=[TEXT], tool_call_id="c1")])[0]
     assert text_tool.content == "what is it?"
+
+
+def test_media_tokens_from_provider_usage_shapes():
+    from langchain_chatchat.chat_models.messages import usage_metadata
+    from langchain_chatchat.server.openai.messages import usage
+    from langchain_chatchat.workers.openai_compatible import parse_usage
+
+    # an OpenAI-style body with per-modality prompt details (zeros are not reported)
+    raw = {
+        "prompt_tokens": 900,
+        "completion_tokens": 10,
+        "prompt_tokens_details": {
+            "cached_tokens": 0,
+            "image_tokens": 800,
+            "audio_tokens": 0,
+            "video_tokens": True,
+        },
+    }
+    parsed = parse_usage(raw)
+    assert parsed is not None
+    assert (parsed.image_tokens, parsed.audio_tokens, parsed.video_tokens) == (800, None, None)
+    metadata = usage_metadata(parsed)
+    assert metadata["input_token_details"] == {"cache_read": 0, "image": 800}
+    assert usage(metadata)["prompt_tokens_details"] == {"cached_tokens": 0, "image_tokens": 800}
+    plain = usage_metadata(parse_usage({"prompt_tokens": 5, "completion_tokens": 1}))
+    assert "input_token_details" not in plain and "prompt_tokens_details" not in usage(plain)

@@ -218,6 +218,7 @@ def test_audio_reaches_audio_models_intact(emulators):
     reply = llm.invoke(_ask(block))
     digest = hashlib.sha256(wav).hexdigest()[:12]
     assert f"I see 1 input(s): wav audio {len(wav)} bytes sha256:{digest}." in reply.content
+    assert reply.usage_metadata["input_token_details"] == {"audio": 1}  # unreadable header: 1
     assert emulator.requests[-1].body["messages"][0]["content"][1] == {
         "type": "input_audio",
         "input_audio": {"data": b64(wav), "format": "wav"},
@@ -226,3 +227,32 @@ def test_audio_reaches_audio_models_intact(emulators):
     with pytest.raises(BadRequestError, match="does not accept audio input"):
         text_model.invoke(_ask(block))
     assert emulator.requests == []
+
+
+def test_openai_sdk_sees_audio_tokens_in_prompt_details(emulators):
+    import io
+    import wave
+
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as sound:
+        sound.setnchannels(1)
+        sound.setsampwidth(2)
+        sound.setframerate(16000)
+        sound.writeframes(bytes(2 * 16000 * 3))  # 3 seconds
+    emulator = emulators["openai_compatible"]
+    client = openai.OpenAI(api_key=emulator.api_key, base_url=emulator.base_url, max_retries=0)
+    audio = {
+        "type": "input_audio",
+        "input_audio": {"data": b64(buffer.getvalue()), "format": "wav"},
+    }
+    reply = client.chat.completions.create(
+        model="gpt-4o-audio-preview",
+        messages=[{"role": "user", "content": [{"type": "text", "text": "hi"}, audio]}],
+    )
+    # CompletionUsage.prompt_tokens_details.audio_tokens (emulated at 10 tokens per second)
+    assert reply.usage.prompt_tokens_details.audio_tokens == 30
+    assert reply.usage.prompt_tokens > 30
+    plain = client.chat.completions.create(
+        model="gpt-4o-audio-preview", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert plain.usage.prompt_tokens_details is None

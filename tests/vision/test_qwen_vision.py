@@ -12,6 +12,7 @@ from langchain_chatchat import ChatQwen
 from langchain_chatchat.workers.errors import BadRequestError
 
 from .conftest import b64, data_url, image_bytes, seen
+from .videos import mp4_bytes, seen_video
 
 MULTIMODAL = "/api/v1/services/aigc/multimodal-generation/generation"
 
@@ -50,6 +51,26 @@ def test_vision_models_use_the_multimodal_endpoint(emulator, model):
     assert reply.usage_metadata["input_tokens"] == 4 + 4 + 2
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_media_tokens_reach_usage_metadata(emulator, stream):
+    def usage(llm: ChatQwen, *parts: dict) -> dict:
+        if not stream:
+            return llm.invoke(_ask(*parts)).usage_metadata
+        chunks = [c for c in llm.stream(_ask(*parts)) if c.usage_metadata]
+        assert len(chunks) == 1  # only the final chunk carries usage
+        return chunks[0].usage_metadata
+
+    llm = _qwen(emulator, "qwen2.5-vl-7b-instruct")
+    image = usage(llm, _image(data_url(image_bytes("PNG", (56, 84)))))
+    assert image["input_token_details"] == {"image": 2 * 3 + 2}
+    frames = [data_url(image_bytes("PNG", (28, 28), color)) for color in ("red", "blue") * 2]
+    video = usage(llm, {"type": "video", "video": frames})
+    assert video["input_token_details"] == {"video": 4 * (4 + 2)}
+    clip = usage(llm, {"type": "video", "url": data_url(mp4_bytes(seconds=5), "video/mp4")})
+    assert clip["input_token_details"] == {"video": 10 * 4 + 2}
+    assert "input_token_details" not in usage(llm, {"type": "text", "text": " plain"})
+
+
 async def test_streaming_is_incremental_and_async(emulator):
     png = image_bytes("PNG", (40, 40))
     llm = _qwen(emulator)
@@ -71,8 +92,11 @@ def test_image_urls_and_video_frames(emulator, image_host):
     reply = _qwen(emulator, "qwen2.5-vl-7b-instruct").invoke(_ask(video))
     assert reply.content.startswith("I see 4 image(s): " + "; ".join(seen(f) for f in frames))
     assert _content(emulator)[1] == {"video": [data_url(f) for f in frames]}
-    _qwen(emulator).invoke(_ask({"type": "video", "url": "https://cdn.example.com/clip.mp4"}))
-    assert _content(emulator)[1] == {"video": "https://cdn.example.com/clip.mp4"}
+    clip = mp4_bytes(seconds=1.5)
+    clip_url = image_host.add("/qwen/clip.mp4", clip, "video/mp4")
+    reply = _qwen(emulator).invoke(_ask({"type": "video", "url": clip_url}))
+    assert _content(emulator)[1] == {"video": clip_url}
+    assert reply.content.startswith(f"I see 1 input(s): {seen_video(clip)}.")
 
 
 def test_qvq_thinks_and_streams_even_for_invoke(emulator):
@@ -156,7 +180,17 @@ def test_sdk_round_trip_with_usage_image_tokens(emulator):
     answer = _sdk(emulator, "qwen-vl-plus", [{"image": data_url(png)}, {"text": "hi"}])
     assert answer.status_code == 200
     assert seen(png) in answer.output.choices[0].message.content[0]["text"]
-    assert answer.usage["image_tokens"] == 10 * 5 + 2
+    usage = answer.usage
+    # the reference's multimodal usage: totals, top-level image_tokens, and the details
+    assert usage["image_tokens"] == 10 * 5 + 2
+    assert usage["input_tokens_details"] == {
+        "text_tokens": usage["input_tokens"] - 52,
+        "image_tokens": 52,
+    }
+    assert usage["output_tokens_details"] == {"text_tokens": usage["output_tokens"]}
+    assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
+    text_only = _sdk(emulator, "qwen-vl-plus", [{"text": "hi"}]).usage
+    assert "image_tokens" not in text_only and "input_tokens_details" not in text_only
     chunks = list(
         _sdk(
             emulator,

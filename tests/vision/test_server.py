@@ -3,6 +3,8 @@ LangServe routes, to vision models on the emulators, which name the image they d
 
 from __future__ import annotations
 
+import io
+import wave
 from collections.abc import Iterator
 
 import httpx
@@ -15,29 +17,39 @@ from langchain_chatchat.server import create_app
 from langchain_chatchat.testing import BackgroundServer, DashScopeEmulator
 from langchain_chatchat.testing.openai_compatible import OpenAICompatibleEmulator
 
-from .conftest import data_url, image_bytes, seen
+from .conftest import b64, data_url, image_bytes, seen
 
 API_KEY = "sk-vision-test"
 MAX_BODY = 512 * 1024
 
 
 @pytest.fixture(scope="module")
-def upstreams() -> Iterator[tuple[DashScopeEmulator, OpenAICompatibleEmulator]]:
-    with DashScopeEmulator() as dashscope, OpenAICompatibleEmulator("zhipu") as zhipu:
-        yield dashscope, zhipu
+def upstreams() -> Iterator[tuple[DashScopeEmulator, ...]]:
+    with (
+        DashScopeEmulator() as dashscope,
+        OpenAICompatibleEmulator("zhipu") as zhipu,
+        OpenAICompatibleEmulator() as openai_style,
+    ):
+        yield dashscope, zhipu, openai_style
 
 
 @pytest.fixture(scope="module")
 def server_url(upstreams) -> Iterator[str]:
-    dashscope, zhipu = upstreams
+    dashscope, zhipu, openai_style = upstreams
     qwen = {"api_key": dashscope.api_key, "base_url": dashscope.base_url, "max_retries": 0}
     glm = {"api_key": zhipu.api_key, "base_url": zhipu.base_url, "max_retries": 0}
+    audio = {"api_key": openai_style.api_key, "base_url": openai_style.base_url, "max_retries": 0}
     config = {
         "server": {"api_keys": [API_KEY], "max_body_size": MAX_BODY},
         "models": [
             {"name": "qwen-vl-max", "provider": "qwen", "params": {"model": "qwen-vl-max", **qwen}},
             {"name": "qwen-plus", "provider": "qwen", "params": {"model": "qwen-plus", **qwen}},
             {"name": "glm-4v-plus", "provider": "zhipu", "params": {"model": "glm-4v-plus", **glm}},
+            {
+                "name": "gpt-4o-audio-preview",
+                "provider": "openai_compatible",
+                "params": {"model": "gpt-4o-audio-preview", **audio},
+            },
         ],
     }
     with BackgroundServer(create_app(config)) as server:
@@ -72,6 +84,53 @@ def test_openai_sdk_sends_images_through_v1(client, model):
     )
     text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert text.startswith(f"I see 1 image(s): {seen(png)}.")
+
+
+def _usage_of(client, model: str, content: list[dict], *, stream: bool) -> dict:
+    messages = [{"role": "user", "content": content}]
+    if not stream:
+        return client.chat.completions.create(model=model, messages=messages).usage.model_dump()
+    chunks = list(
+        client.chat.completions.create(
+            model=model, messages=messages, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    assert chunks[-1].choices == [] and all(c.usage is None for c in chunks[:-1])
+    return chunks[-1].usage.model_dump()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_media_tokens_in_v1_usage(client, stream):
+    png = image_bytes("PNG", (280, 56))  # 10x2 tiles of 28 px, plus the vision start/end tokens
+    usage = _usage_of(client, "qwen-vl-max", _content(data_url(png)), stream=stream)
+    assert usage["prompt_tokens_details"]["image_tokens"] == 22
+    assert usage["prompt_tokens"] > 22
+    assert usage["prompt_tokens_details"].get("audio_tokens") is None
+    colors = ("red", "green", "blue", "white")
+    frames = [data_url(image_bytes("PNG", (56, 56), color)) for color in colors]
+    video = [{"type": "text", "text": "what happens?"}, {"type": "video", "video": frames}]
+    details = _usage_of(client, "qwen-vl-max", video, stream=stream)["prompt_tokens_details"]
+    assert details["video_tokens"] == 4 * (4 + 2) and details.get("image_tokens") is None
+    sound = {"type": "input_audio", "input_audio": {"data": b64(_wav(1.5)), "format": "wav"}}
+    speech = [{"type": "text", "text": "transcribe"}, sound]
+    details = _usage_of(client, "gpt-4o-audio-preview", speech, stream=stream)
+    assert details["prompt_tokens_details"]["audio_tokens"] == 15  # 1.5 s at 10 per second
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_text_only_usage_has_no_media_details(client, stream):
+    text = [{"type": "text", "text": "hello"}]
+    assert _usage_of(client, "qwen-plus", text, stream=stream)["prompt_tokens_details"] is None
+
+
+def _wav(seconds: float) -> bytes:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as sound:
+        sound.setnchannels(1)
+        sound.setsampwidth(2)
+        sound.setframerate(8000)
+        sound.writeframes(bytes(int(16000 * seconds)))
+    return buffer.getvalue()
 
 
 def test_image_urls_reach_the_provider(client, upstreams, image_host):
@@ -124,7 +183,9 @@ def test_remote_runnable_sends_langchain_image_blocks(remote):
     png = image_bytes("PNG", (33, 44))
     block = {"type": "image", "base64": data_url(png).split(",")[1], "mime_type": "image/png"}
     message = HumanMessage(content=[{"type": "text", "text": "what is it?"}, block])
-    assert remote.invoke([message]).content.startswith(f"I see 1 image(s): {seen(png)}.")
+    reply = remote.invoke([message])
+    assert reply.content.startswith(f"I see 1 image(s): {seen(png)}.")
+    assert reply.usage_metadata["input_token_details"] == {"image": 2 * 2 + 2}
     streamed = "".join(chunk.content for chunk in remote.stream([message]))
     assert streamed.startswith(f"I see 1 image(s): {seen(png)}.")
 

@@ -1,71 +1,20 @@
-"""The pages in a real headless browser (playwright driving the system's chromium).
-
-Set CHATCHAT_SCREENSHOTS=<dir> to keep a screenshot of each page.
+"""The pages in a real headless browser (the `page` fixture: playwright driving the system's
+chromium). Set CHATCHAT_SCREENSHOTS=<dir> to keep a screenshot of each page.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
-from urllib.parse import urlsplit
-
-import pytest
 
 from langchain_chatchat.testing import DashScopeEmulator, Reply, ToolCallReply
 from tests.web.conftest import API_KEY
-
-playwright = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-if CHROMIUM is None and not os.environ.get("CI"):  # CI installs it (.ci/run): never skipped there
-    pytest.skip("no chromium on PATH (apt-get install chromium)", allow_module_level=True)
 
 # A 1x1 PNG.
 PIXEL = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c6360f8cf000001010100183dd8a60000000049454e44ae426082"
 )
-TIMEOUT_MS = 15_000
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright.sync_playwright() as driver:
-        instance = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield instance
-        instance.close()
-
-
-@pytest.fixture
-def page(browser: object, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[object]:
-    """A fresh browser context (no cookies, empty sessionStorage); fails the test on any
-    request to another host and on any script error."""
-    context = browser.new_context(viewport={"width": 1100, "height": 720})
-    outside: list[str] = []
-    errors: list[str] = []
-
-    def only_loopback(route: object) -> None:
-        if urlsplit(route.request.url).hostname in ("127.0.0.1", "localhost"):
-            route.continue_()
-        else:
-            outside.append(route.request.url)
-            route.abort()
-
-    context.route("**/*", only_loopback)
-    tab = context.new_page()
-    tab.set_default_timeout(TIMEOUT_MS)
-    tab.on("pageerror", lambda error: errors.append(str(error)))
-    yield tab
-    if folder := os.environ.get("CHATCHAT_SCREENSHOTS"):
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        tab.screenshot(path=str(Path(folder) / f"{request.node.name}.png"))
-    context.close()
-    assert outside == [], "the page reached outside the server"
-    assert errors == []
 
 
 def chat_bodies(tab: object) -> list[dict]:

@@ -7,7 +7,7 @@ the whole protocol translation; providers never see OpenAI's wire shapes from he
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_core.messages import (
@@ -174,8 +174,28 @@ def usage(metadata: UsageMetadata | None) -> dict[str, Any]:
         "completion_tokens": metadata["output_tokens"],
         "total_tokens": metadata["total_tokens"],
     }
-    if (cached := metadata.get("input_token_details", {}).get("cache_read")) is not None:
-        result["prompt_tokens_details"] = {"cached_tokens": cached}
+    if prompt_details := prompt_tokens_details(metadata.get("input_token_details") or {}):
+        result["prompt_tokens_details"] = prompt_details
     if (reasoning := metadata.get("output_token_details", {}).get("reasoning")) is not None:
         result["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+    return result
+
+
+# LangChain input_token_details key → OpenAI prompt_tokens_details key (OpenAI documents
+# cached_tokens and audio_tokens; image_tokens and video_tokens follow the same naming).
+_PROMPT_DETAILS = {
+    "cache_read": "cached_tokens",
+    "audio": "audio_tokens",
+    "image": "image_tokens",
+    "video": "video_tokens",
+}
+
+
+def prompt_tokens_details(details: Mapping[str, Any]) -> dict[str, int]:
+    """The cache read (even when 0, as OpenAI reports it) and the non-zero media counts."""
+    result = {}
+    for key, name in _PROMPT_DETAILS.items():
+        value = details.get(key)
+        if value is not None and (value or key == "cache_read"):
+            result[name] = value
     return result

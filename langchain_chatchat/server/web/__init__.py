@@ -5,10 +5,13 @@
 - `/docs` and `/redoc`: Swagger UI and ReDoc, their assets from the `fastapi-offline` wheel,
   so both work without internet; the page shells send the API key kept by the home page;
 - `/web/session`: exchanges a Bearer key for the playground's session cookie (see
-  `session.py`).
+  `session.py`);
+- `/<model>/playground/`: LangServe's playground page, with a CSP and, for chat models, an
+  "Attach image" control (see `playground.py`).
 
-Every HTML page is a static shell with no inline script, served with a strict
-Content-Security-Policy (scripts from this origin only).
+Every HTML page of ours is a static shell with no inline script, served with a strict
+Content-Security-Policy (scripts from this origin only); the playground's page, LangServe's,
+gets one that also admits its inline script by hash (see `playground.py`).
 """
 
 from __future__ import annotations
@@ -32,12 +35,16 @@ CONTENT_SECURITY_POLICY = (
     " img-src 'self' data: blob:; worker-src 'self' blob:; connect-src 'self';"
     " frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
-_PAGE_HEADERS = {
-    "content-security-policy": CONTENT_SECURITY_POLICY,
-    "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
-    "cache-control": "no-cache",
-}
+
+
+def page_headers(content_security_policy: str = CONTENT_SECURITY_POLICY) -> dict[str, str]:
+    """The headers every HTML page of this server goes out with."""
+    return {
+        "content-security-policy": content_security_policy,
+        "x-content-type-options": "nosniff",
+        "referrer-policy": "no-referrer",
+        "cache-control": "no-cache",
+    }
 
 
 def install_web(app: FastAPI) -> None:
@@ -48,7 +55,7 @@ def install_web(app: FastAPI) -> None:
 
 
 def _page(name: str) -> Response:
-    return FileResponse(STATIC / name, media_type="text/html", headers=_PAGE_HEADERS)
+    return FileResponse(STATIC / name, media_type="text/html", headers=page_headers())
 
 
 def _pages() -> APIRouter:

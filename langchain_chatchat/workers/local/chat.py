@@ -117,12 +117,15 @@ class LocalModel:
         placement: Placement,
         max_batch_size: int | None,
         max_queue: int,
+        prompt_cache: bool = True,
     ) -> LocalModel:
         started = time.perf_counter()
         if resolve_engine(engine, source) == "llama_cpp":
-            loaded = cls._load_llama(name, source, max_batch_size or 8, max_queue)
+            loaded = cls._load_llama(name, source, max_batch_size or 8, max_queue, prompt_cache)
         else:
-            loaded = cls._load_transformers(name, source, placement, max_batch_size, max_queue)
+            loaded = cls._load_transformers(
+                name, source, placement, max_batch_size, max_queue, prompt_cache
+            )
         logger.info(
             "local model %r ready on %s in %.1fs",
             name,
@@ -139,6 +142,7 @@ class LocalModel:
         placement: Placement,
         max_batch_size: int | None,
         max_queue: int,
+        prompt_cache: bool,
     ) -> LocalModel:
         model, tokenizer = load_causal_lm(source, placement)
         batch = max_batch_size or placement.batch_size_for(model)
@@ -150,8 +154,14 @@ class LocalModel:
         from langchain_chatchat.workers.local.engine import GenerationEngine
 
         engine = _shared_engine(
-            ("transformers", id(model), batch, max_queue),
-            lambda: GenerationEngine(model, max_batch_size=batch, max_queue=max_queue, label=name),
+            ("transformers", id(model), batch, max_queue, prompt_cache),
+            lambda: GenerationEngine(
+                model,
+                max_batch_size=batch,
+                max_queue=max_queue,
+                prompt_cache=prompt_cache,
+                label=name,
+            ),
         )
         return cls(
             codec=HFCodec(tokenizer),
@@ -166,14 +176,23 @@ class LocalModel:
 
     @classmethod
     def _load_llama(
-        cls, name: str, source: ModelSource, max_batch_size: int, max_queue: int
+        cls,
+        name: str,
+        source: ModelSource,
+        max_batch_size: int,
+        max_queue: int,
+        prompt_cache: bool,
     ) -> LocalModel:
         assert source.gguf_file is not None
         gguf = llama.load_gguf(Path(source.location) / source.gguf_file)
         engine = _shared_engine(
-            ("llama_cpp", gguf.path, max_batch_size, max_queue),
+            ("llama_cpp", gguf.path, max_batch_size, max_queue, prompt_cache),
             lambda: llama.LlamaCppEngine(
-                gguf, max_batch_size=max_batch_size, max_queue=max_queue, label=name
+                gguf,
+                max_batch_size=max_batch_size,
+                max_queue=max_queue,
+                prompt_cache=prompt_cache,
+                label=name,
             ),
         )
         return cls(
@@ -203,6 +222,7 @@ class LocalChatWorker(ChatWorker):
         chat_template: str | None = None,
         max_batch_size: int | None = None,
         max_queue: int = 64,
+        prompt_cache: bool = True,
         default_max_tokens: int | None = None,
         timeout: float | None = 60.0,
         max_retries: int = 2,
@@ -215,6 +235,7 @@ class LocalChatWorker(ChatWorker):
         self.chat_template = chat_template
         self.max_batch_size = max_batch_size
         self.max_queue = max_queue
+        self.prompt_cache = prompt_cache
         self.default_max_tokens = default_max_tokens
         ModelSource.resolve(model, gguf_file)  # a missing model wheel fails now, at start-up
         self._loaded: LocalModel | None = None
@@ -232,6 +253,7 @@ class LocalChatWorker(ChatWorker):
                     self.placement,
                     self.max_batch_size,
                     self.max_queue,
+                    self.prompt_cache,
                 )
             return self._loaded
 

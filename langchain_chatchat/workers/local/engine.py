@@ -4,6 +4,10 @@ New requests are prefilled together, left-padded, and merged into the running ba
 re-padded on the left); rows that leave are dropped and cache columns that only padding still
 uses are trimmed. Models whose cache has sliding-window layers cannot be re-padded; for them new
 requests join when the batch drains. Every tensor lives on the model's device.
+
+When a request that ran alone finishes, its cache is kept; a next request arriving to an idle
+engine and sharing its prefix (the chat template's system prompt, a conversation's earlier turns)
+continues that cache and evaluates only the rest of its prompt.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from langchain_chatchat.workers.local.scheduler import (
     QueueFullError,
     Sink,
     Ticket,
+    shared_prefix,
 )
 
 __all__ = [
@@ -107,11 +112,16 @@ class GenerationEngine(BatchScheduler):
         max_batch_size: int = 8,
         max_queue: int = 64,
         label: str = "local",
+        prompt_cache: bool = True,
     ) -> None:
         super().__init__(max_batch_size=max_batch_size, max_queue=max_queue, label=label)
         self.model = model
         self.device = model.device
+        self.prompt_cache = prompt_cache
         self._cache: _Cache | None = None
+        self._tokens: list[list[int]] = []  # the tokens each row's cache holds
+        self._idle: tuple[list[int], DynamicCache] | None = None
+        """The last lone request's tokens and cache, kept for a next prompt sharing its prefix."""
         # transformers >= 5 names the cache argument and output `cache`, earlier versions
         # `past_key_values` (still accepted by 5.x, with a warning on every call)
         self._cache_name = (
@@ -130,6 +140,11 @@ class GenerationEngine(BatchScheduler):
         return self.max_batch_size - self.active_count
 
     def _prefill(self, prompts: list[list[int]]) -> torch.Tensor:
+        idle, self._idle = self._idle, None
+        if idle is not None and self._cache is None and len(prompts) == 1:
+            logits = self._resume(*idle, prompts[0])
+            if logits is not None:
+                return logits
         width = max(len(prompt) for prompt in prompts)
         input_ids = torch.zeros((len(prompts), width), dtype=torch.long)
         mask = torch.zeros((len(prompts), width), dtype=torch.long)
@@ -149,6 +164,31 @@ class GenerationEngine(BatchScheduler):
             self._cache = group
         else:
             self._cache.extend(group)
+        self._tokens += [list(prompt) for prompt in prompts]
+        return output.logits[:, -1]
+
+    def _resume(
+        self, held: list[int], cache: DynamicCache, prompt: list[int]
+    ) -> torch.Tensor | None:
+        """Continue a kept cache with the part of `prompt` it does not hold; None when it shares
+        nothing with the prompt."""
+        shared = shared_prefix(held, prompt)
+        if not shared:
+            return None
+        for layer, keys, values in _filled_layers(cache):
+            layer.keys, layer.values = keys[:, :, :shared], values[:, :, :shared]
+        mask = torch.ones((1, len(prompt)), dtype=torch.long, device=self.device)
+        output = self.model(
+            input_ids=torch.tensor([prompt[shared:]], device=self.device),
+            attention_mask=mask,
+            position_ids=torch.arange(shared, len(prompt), device=self.device)[None],
+            use_cache=True,
+            logits_to_keep=1,
+            **{self._cache_name: cache},
+        )
+        self._cache = _Cache(getattr(output, self._cache_name), mask)
+        self._tokens = [list(prompt)]
+        self.reused_prompt_tokens += shared
         return output.logits[:, -1]
 
     def _decode(self, tokens: list[int]) -> torch.Tensor:
@@ -163,10 +203,22 @@ class GenerationEngine(BatchScheduler):
             **{self._cache_name: state.cache},
         )
         state.positions = state.positions + 1
+        for held, token in zip(self._tokens, tokens, strict=True):
+            held.append(token)
         return output.logits[:, -1]
 
     def _keep(self, rows: list[int]) -> None:
         if not rows:
-            self._cache = None
+            state, tokens = self._cache, self._tokens
+            if (
+                self.prompt_cache
+                and state is not None
+                and len(tokens) == 1
+                and state.resizable
+                and state.mask.shape[1] == len(tokens[0])  # no padding column left
+            ):
+                self._idle = (tokens[0], state.cache)
+            self._cache, self._tokens = None, []
         elif self._cache is not None:
             self._cache.keep(rows)
+            self._tokens = [self._tokens[row] for row in rows]

@@ -4,6 +4,11 @@
 public batch API on a context of our own with one sequence id per batch slot and a unified KV
 cache, so concurrent requests decode together in one `llama_decode` call per step. Sampling is
 the shared `TokenSampler` (see sampling.py), so both engines behave the same.
+
+A finished sequence keeps its KV cells until they are needed: a new prompt takes the idle
+sequence sharing its longest prefix (the chat template's system prompt, or a conversation's
+earlier turns) and evaluates only the rest, as llama.cpp's own server does. Idle cells are
+given back, oldest first, whenever running requests need the room.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import numpy as np
 import torch
 
 from langchain_chatchat.workers.errors import BadRequestError, NotFoundError, RateLimitError
-from langchain_chatchat.workers.local.scheduler import BatchScheduler
+from langchain_chatchat.workers.local.scheduler import BatchScheduler, shared_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +135,7 @@ class LlamaCppEngine(BatchScheduler):
         max_queue: int = 64,
         label: str = "local",
         kv_cells: int | None = None,
+        prompt_cache: bool = True,
     ) -> None:
         super().__init__(max_batch_size=max_batch_size, max_queue=max_queue, label=label)
         llama_cpp = _llama_cpp()
@@ -157,31 +163,55 @@ class LlamaCppEngine(BatchScheduler):
         )
         self._memory = llama_cpp.llama_get_memory(self._ctx)
         self._batch = llama_cpp.llama_batch_init(self._n_batch, 0, 1)
-        self._free_ids = list(range(max_batch_size - 1, -1, -1))
-        self._rows: list[list[int]] = []  # [sequence id, next position] per row
+        self._held: dict[int, list[int]] = {seq_id: [] for seq_id in range(max_batch_size)}
+        """The tokens whose KV cells each sequence id holds, running or idle."""
+        self._idle = list(range(max_batch_size))  # sequence ids not running, oldest first
+        self._rows: list[int] = []  # the sequence id of each running row
+        self.prompt_cache = prompt_cache
         self.start()
 
     def _free_slots(self) -> int:
-        return len(self._free_ids)
+        return len(self._idle)
 
     def _prefill(self, prompts: list[list[int]]) -> torch.Tensor:
-        ids = [self._free_ids.pop() for _ in prompts]
+        starts = [self._claim(prompt) for prompt in prompts]
         try:
-            logits = self._run_prompts(list(zip(ids, prompts, strict=True)))
+            logits = self._run_prompts(starts, prompts)
         except BaseException:
-            for seq_id in ids:
-                self._api.llama_memory_seq_rm(self._memory, seq_id, -1, -1)
-            self._free_ids += ids
+            for seq_id, _ in starts:
+                self._forget(seq_id)
+            self._idle += [seq_id for seq_id, _ in starts]
             raise
-        self._rows += [[seq_id, len(prompt)] for seq_id, prompt in zip(ids, prompts, strict=True)]
+        self.reused_prompt_tokens += sum(start for _, start in starts)
+        for (seq_id, _), prompt in zip(starts, prompts, strict=True):
+            self._held[seq_id] = list(prompt)
+            self._rows.append(seq_id)
         return logits
 
-    def _run_prompts(self, prompts: list[tuple[int, list[int]]]) -> torch.Tensor:
-        """Decode prompts packed into batches of at most n_batch tokens; each one's last logits."""
+    def _claim(self, prompt: list[int]) -> tuple[int, int]:
+        """The idle sequence id sharing the longest prefix with `prompt` (the oldest if none
+        does), trimmed to that prefix, and the position its evaluation starts at."""
+        best, best_shared = self._idle[0], 0
+        for seq_id in self._idle if self.prompt_cache else ():
+            shared = shared_prefix(self._held[seq_id], prompt)
+            if shared > best_shared:
+                best, best_shared = seq_id, shared
+        self._idle.remove(best)
+        self._api.llama_memory_seq_rm(self._memory, best, best_shared, -1)
+        del self._held[best][best_shared:]
+        return best, best_shared
+
+    def _forget(self, seq_id: int) -> None:
+        self._api.llama_memory_seq_rm(self._memory, seq_id, -1, -1)
+        self._held[seq_id] = []
+
+    def _run_prompts(self, starts: list[tuple[int, int]], prompts: list[list[int]]) -> torch.Tensor:
+        """Decode the prompts from their start positions, packed into batches of at most
+        n_batch tokens; each prompt's last logits."""
         entries = [
-            (token, position, seq_id, position == len(prompt) - 1)
-            for seq_id, prompt in prompts
-            for position, token in enumerate(prompt)
+            (prompt[position], position, seq_id, position == len(prompt) - 1)
+            for (seq_id, start), prompt in zip(starts, prompts, strict=True)
+            for position in range(start, len(prompt))
         ]
         logits = []
         for start in range(0, len(entries), self._n_batch):
@@ -193,14 +223,20 @@ class LlamaCppEngine(BatchScheduler):
         return torch.from_numpy(np.concatenate(logits))
 
     def _decode(self, tokens: list[int]) -> torch.Tensor:
-        self._submit(
-            [
-                (token, position, seq_id, True)
-                for token, (seq_id, position) in zip(tokens, self._rows, strict=True)
-            ]
-        )
-        for row in self._rows:
-            row[1] += 1
+        held = self._held
+        try:
+            self._submit(
+                [
+                    (token, len(held[seq_id]), seq_id, True)
+                    for token, seq_id in zip(tokens, self._rows, strict=True)
+                ]
+            )
+        except BaseException:
+            for seq_id in self._rows:  # what the failed step left in the cache is unknown
+                self._forget(seq_id)
+            raise
+        for token, seq_id in zip(tokens, self._rows, strict=True):
+            held[seq_id].append(token)
         return torch.from_numpy(self._logits(len(tokens)))  # read before the next decode
 
     def _submit(self, entries: list[tuple[int, int, int, bool]]) -> None:
@@ -213,6 +249,8 @@ class LlamaCppEngine(BatchScheduler):
             batch.logits[index] = wants_logits
         batch.n_tokens = len(entries)
         status = self._api.llama_decode(self._ctx, batch)
+        if status == 1 and self._drop_idle_cache():
+            status = self._api.llama_decode(self._ctx, batch)
         if status == 1:
             raise RateLimitError(
                 f"the model {self.label!r} has no KV cache room left ({self._kv_cells} cells "
@@ -224,6 +262,15 @@ class LlamaCppEngine(BatchScheduler):
         if status != 0:
             raise RuntimeError(f"llama_decode failed with status {status}")
 
+    def _drop_idle_cache(self) -> bool:
+        """Give back the cells idle sequences hold; whether there were any. llama.cpp finds
+        room for a batch before it changes the cache, so a batch refused for room can be
+        submitted again."""
+        held = [seq_id for seq_id in self._idle if self._held[seq_id]]
+        for seq_id in held:
+            self._forget(seq_id)
+        return bool(held)
+
     def _logits(self, rows: int) -> np.ndarray:
         """The output rows of the last decode, in batch order (a view into llama.cpp's buffer)."""
         pointer = self._api.llama_get_logits(self._ctx)
@@ -231,10 +278,11 @@ class LlamaCppEngine(BatchScheduler):
 
     def _keep(self, rows: list[int]) -> None:
         kept = set(rows)
-        for row, (seq_id, _) in enumerate(self._rows):
-            if row not in kept:
-                self._api.llama_memory_seq_rm(self._memory, seq_id, -1, -1)
-                self._free_ids.append(seq_id)
+        released = [seq_id for row, seq_id in enumerate(self._rows) if row not in kept]
+        if not self.prompt_cache:
+            for seq_id in released:
+                self._forget(seq_id)
+        self._idle += released
         self._rows = [self._rows[row] for row in rows]
 
     def _release(self) -> None:

@@ -119,6 +119,8 @@ class BatchScheduler(ABC):
         self.label = label
         self.batch_sizes: Counter[int] = Counter()
         """How many decode steps ran at each batch size (observability and tests)."""
+        self.reused_prompt_tokens = 0
+        """Prompt tokens taken from a cached prefix instead of evaluated (observability, tests)."""
         self._queue: queue.Queue[Ticket | None] = queue.Queue(maxsize=max_queue)
         self._sequences: list[_Sequence] = []
         self._closed = False
@@ -278,6 +280,17 @@ def _close_live_engines() -> None:
     # a daemon thread killed in the middle of a native op aborts the interpreter at exit
     for engine in list(_LIVE):
         engine.close(timeout=5.0)
+
+
+def shared_prefix(held: list[int], prompt: list[int]) -> int:
+    """How many leading tokens a cache holding `held` can give `prompt`: their common prefix,
+    short of the prompt's last token (its logits choose the first new token)."""
+    shared = 0
+    for a, b in zip(held, prompt[:-1], strict=False):
+        if a != b:
+            break
+        shared += 1
+    return shared
 
 
 def _choose(sequences: list[_Sequence], logits: torch.Tensor) -> None:

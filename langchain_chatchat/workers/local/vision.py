@@ -74,9 +74,11 @@ class LocalVisionWorker(ChatWorker):
         chat, images = _chat_and_images(request.messages)
         prompt = processor.apply_chat_template(chat, add_generation_prompt=True)
         inputs = processor(text=[prompt], images=images or None, return_tensors="pt")
-        prompt_tokens = int(inputs["input_ids"].shape[1])
+        usage = Usage(int(inputs["input_ids"].shape[1]), 0, 0)
+        if images:
+            usage.image_tokens = _image_tokens(model, inputs["input_ids"])
         limit = request.max_tokens or DEFAULT_MAX_NEW_TOKENS
-        yield from _generate(processor, model, inputs, request, limit, prompt_tokens)
+        yield from _generate(processor, model, inputs, request, limit, usage)
 
     async def _acall(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
         """The sync generator on a worker thread, one delta at a time (the model is CPU/GPU
@@ -115,8 +117,9 @@ def _generate(
     inputs: Any,
     request: ChatRequest,
     limit: int,
-    prompt_tokens: int,
+    usage: Usage,
 ) -> Iterator[ChatDelta]:
+    """Stream the reply; the last delta carries `usage` (its prompt counts filled in already)."""
     import torch
     from transformers import TextIteratorStreamer
 
@@ -156,10 +159,11 @@ def _generate(
     thread.join()
     if "error" in result:
         raise result["error"]
-    generated = int(result["ids"].shape[1]) - prompt_tokens
+    generated = int(result["ids"].shape[1]) - usage.input_tokens
+    usage.output_tokens, usage.total_tokens = generated, usage.input_tokens + generated
     yield ChatDelta(
         finish_reason="stop" if stopped or generated < limit else "length",
-        usage=Usage(prompt_tokens, generated, prompt_tokens + generated),
+        usage=usage,
         model=request.model,
     )
 
@@ -168,3 +172,13 @@ def _cut_at_stop(text: str, stop: list[str] | None) -> str | None:
     """`text` up to its first stop sequence, or None when there is none."""
     cuts = [index for index in (text.find(s) for s in stop or ()) if index >= 0]
     return text[: min(cuts)] if cuts else None
+
+
+def _image_tokens(model: Any, input_ids: Any) -> int | None:
+    """How many prompt positions the processor gave the images: its image placeholder token,
+    repeated once per image feature."""
+    config = model.config
+    token = getattr(config, "image_token_id", None)
+    if token is None:
+        token = getattr(config, "image_token_index", None)
+    return None if token is None else int((input_ids == token).sum())

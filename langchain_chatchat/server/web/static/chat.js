@@ -140,15 +140,6 @@ function renderAttachments() {
   });
 }
 
-function readImage(file) {
-  return new Promise((resolve, reject) => {
-    const reader = new FileReader();
-    reader.onload = () => resolve(reader.result);
-    reader.onerror = () => reject(reader.error);
-    reader.readAsDataURL(file);
-  });
-}
-
 // ---- one assistant turn, streamed -----------------------------------------------------------
 
 class AssistantView {
@@ -376,7 +367,13 @@ $("model").addEventListener("change", () => {
   updateLinks();
 });
 $("image").addEventListener("change", async (event) => {
-  for (const file of event.target.files) pendingImages.push(await readImage(file));
+  for (const file of event.target.files) {
+    try {
+      pendingImages.push(await chatchatImages.read(file));
+    } catch (error) {
+      showStatus(error.message);
+    }
+  }
   event.target.value = "";
   renderAttachments();
 });
