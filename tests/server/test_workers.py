@@ -451,7 +451,7 @@ def test_in_flight_is_summed_over_gateways(served, dashscope_emulator):
     held: dict[http.client.HTTPConnection, int] = {}
     while set(held.values()) != gateways:  # a slow request in flight on each gateway
         assert len(held) < 40, "requests never reached both gateways"
-        dashscope_emulator.enqueue(Reply(text="slow", first_chunk_delay=8))
+        dashscope_emulator.enqueue(Reply(text="slow", first_chunk_delay=12))
         connection, gateway = _connect(url, gateways)
         connection.request("POST", "/v1/chat/completions", body, headers)  # answer read below
         held[connection] = gateway
