@@ -253,14 +253,7 @@ def _video(
     if isinstance(value, str):
         if not value.startswith(("http://", "https://", "data:video/")):
             raise _invalid(_ILLEGAL_VIDEO)
-        if value.startswith("data:") and len(value) > _DATA_URI_LIMIT:
-            status, code, message = _IMAGE_RULES.errors["size"]
-            raise _ApiError(status, code, message.format(detail=_DATA_URI_LIMIT))
-        try:
-            video = _VIDEO_RULES.check(value, remote_media)
-        except ImageProblem as problem:
-            status, code, message = _VIDEO_RULES.errors[problem.kind]
-            raise _ApiError(status, code, message.format(detail=problem.detail)) from None
+        video = _checked(_VIDEO_RULES, value, remote_media)
         return [video], _video_file_tokens(video)
     if not isinstance(value, list) or not 4 <= len(value) <= 512:
         raise _invalid("The number of video frames must be between 4 and 512.")  # unverified
@@ -276,17 +269,23 @@ def _video_file_tokens(video: SeenVideo) -> int:
     return frames * 4 + 2
 
 
-def _image(reference: Any, remote_images: Mapping[str, bytes]) -> SeenImage:
-    if not isinstance(reference, str):
-        raise _invalid(_ILLEGAL_IMAGE)
+def _checked(rules: Any, reference: str, remote_media: Mapping[str, bytes]) -> Any:
+    """`rules.check(reference)`, its problems as DashScope's errors; a data URI over the
+    request limit is refused first, with the image size error whatever the medium."""
     if reference.startswith("data:") and len(reference) > _DATA_URI_LIMIT:
         status, code, message = _IMAGE_RULES.errors["size"]
         raise _ApiError(status, code, message.format(detail=_DATA_URI_LIMIT))
     try:
-        seen = _IMAGE_RULES.check(reference, remote_images)
+        return rules.check(reference, remote_media)
     except ImageProblem as problem:
-        status, code, message = _IMAGE_RULES.errors[problem.kind]
+        status, code, message = rules.errors[problem.kind]
         raise _ApiError(status, code, message.format(detail=problem.detail)) from None
+
+
+def _image(reference: Any, remote_images: Mapping[str, bytes]) -> SeenImage:
+    if not isinstance(reference, str):
+        raise _invalid(_ILLEGAL_IMAGE)
+    seen = _checked(_IMAGE_RULES, reference, remote_images)
     if max(seen.width, seen.height) > 200 * min(seen.width, seen.height):
         raise _invalid(f"The aspect ratio of the image {seen.width}x{seen.height} exceeds 200.")
     return seen

@@ -317,11 +317,7 @@ class OpenAICompatibleEmulator(EmulatorBase):
             )
         if rules.max_images is not None and count > rules.max_images:
             raise ImageProblem("count", f"at most {rules.max_images}")
-        image_url = part.get("image_url")
-        url = image_url.get("url") if isinstance(image_url, dict) else None
-        if not isinstance(url, str) or not url:
-            raise ImageProblem("decode", "image_url.url is required")
-        return rules.check(url, self.remote_images)
+        return rules.check(_part_url(part, "image_url"), self.remote_images)
 
     def _check_video(self, rules: VideoRules, model: str, message: dict, part: dict) -> SeenVideo:
         """A `video_url` part: a video model, a user turn, and a file the provider can open."""
@@ -330,11 +326,7 @@ class OpenAICompatibleEmulator(EmulatorBase):
                 raise ImageProblem("model", model)
             if message.get("role") != "user":
                 raise ImageProblem("role", f"video_url in a {message.get('role')} message")
-            video_url = part.get("video_url")
-            url = video_url.get("url") if isinstance(video_url, dict) else None
-            if not isinstance(url, str) or not url:
-                raise ImageProblem("decode", "video_url.url is required")
-            return rules.check(url, self.remote_images)
+            return rules.check(_part_url(part, "video_url"), self.remote_images)
         except ImageProblem as problem:
             status, code, text = rules.errors[problem.kind]
             raise ApiError(status, code, text.format(detail=problem.detail)) from None
@@ -634,3 +626,12 @@ def _respond(
     return TimedResponse(
         status, head, [(0.0, body)], hang=hang, on_disconnect=record.mark_disconnected
     )
+
+
+def _part_url(part: dict, kind: str) -> str:
+    """The `url` of an `image_url` / `video_url` content part."""
+    holder = part.get(kind)
+    url = holder.get("url") if isinstance(holder, dict) else None
+    if not isinstance(url, str) or not url:
+        raise ImageProblem("decode", f"{kind}.url is required")
+    return url

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import io
-import wave
 
 import pytest
 from google import genai
@@ -15,22 +14,12 @@ from langchain_core.messages import HumanMessage
 from PIL import Image
 
 from langchain_chatchat import ChatGemini
-from tests.vision.videos import mp4_bytes, seen_video, video_data_url
+from tests.vision.videos import mp4_bytes, seen_video, video_data_url, wav_bytes
 
 
 def _png(size: tuple[int, int]) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, "blue").save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def _wav(seconds: float) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as sound:
-        sound.setnchannels(1)
-        sound.setsampwidth(2)
-        sound.setframerate(8000)
-        sound.writeframes(bytes(int(16000 * seconds)))
     return buffer.getvalue()
 
 
@@ -99,7 +88,7 @@ def test_chat_gemini_reports_image_video_and_audio_tokens(llm, stream):
     }
     video_file = mp4_bytes(seconds=3)
     video = {"type": "video_url", "video_url": {"url": video_data_url(video_file)}}
-    audio = {"type": "input_audio", "input_audio": {"data": _b64(_wav(2)), "format": "wav"}}
+    audio = {"type": "input_audio", "input_audio": {"data": _b64(wav_bytes(2)), "format": "wav"}}
     reply = _ask(llm, image, video, audio, stream=stream)
     details = reply.usage_metadata["input_token_details"]
     # 2 tiles of 258; 263 tokens per second of video; 32 per second of audio

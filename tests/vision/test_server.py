@@ -3,8 +3,6 @@ LangServe routes, to vision models on the emulators, which name the image they d
 
 from __future__ import annotations
 
-import io
-import wave
 from collections.abc import Iterator
 
 import httpx
@@ -18,6 +16,7 @@ from langchain_chatchat.testing import BackgroundServer, DashScopeEmulator
 from langchain_chatchat.testing.openai_compatible import OpenAICompatibleEmulator
 
 from .conftest import b64, data_url, image_bytes, seen
+from .videos import wav_bytes
 
 API_KEY = "sk-vision-test"
 MAX_BODY = 512 * 1024
@@ -111,7 +110,7 @@ def test_media_tokens_in_v1_usage(client, stream):
     video = [{"type": "text", "text": "what happens?"}, {"type": "video", "video": frames}]
     details = _usage_of(client, "qwen-vl-max", video, stream=stream)["prompt_tokens_details"]
     assert details["video_tokens"] == 4 * (4 + 2) and details.get("image_tokens") is None
-    sound = {"type": "input_audio", "input_audio": {"data": b64(_wav(1.5)), "format": "wav"}}
+    sound = {"type": "input_audio", "input_audio": {"data": b64(wav_bytes(1.5)), "format": "wav"}}
     speech = [{"type": "text", "text": "transcribe"}, sound]
     details = _usage_of(client, "gpt-4o-audio-preview", speech, stream=stream)
     assert details["prompt_tokens_details"]["audio_tokens"] == 15  # 1.5 s at 10 per second
@@ -121,16 +120,6 @@ def test_media_tokens_in_v1_usage(client, stream):
 def test_text_only_usage_has_no_media_details(client, stream):
     text = [{"type": "text", "text": "hello"}]
     assert _usage_of(client, "qwen-plus", text, stream=stream)["prompt_tokens_details"] is None
-
-
-def _wav(seconds: float) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as sound:
-        sound.setnchannels(1)
-        sound.setsampwidth(2)
-        sound.setframerate(8000)
-        sound.writeframes(bytes(int(16000 * seconds)))
-    return buffer.getvalue()
 
 
 def test_image_urls_reach_the_provider(client, upstreams, image_host):

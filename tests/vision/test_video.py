@@ -171,7 +171,7 @@ def test_moonshot_and_openai_refusals(emulators, image_host):
 # -- checked before sending by our workers ------------------------------------------------------
 def test_workers_refuse_before_sending(emulators):
     llm, emulator = _chat(emulators, "zhipu")
-    with pytest.raises(BadRequestError, match="http\(s\) video URL"):
+    with pytest.raises(BadRequestError, match=r"http\(s\) video URL"):
         llm.invoke(_ask(video_data_url(mp4_bytes())))
     llm, emulator = _chat(emulators, "ark")
     with pytest.raises(BadRequestError, match="webm videos are not accepted"):

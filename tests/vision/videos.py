@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import struct
+import wave
 
 
 def _box(kind: bytes, payload: bytes) -> bytes:
@@ -60,3 +62,14 @@ def video_data_url(data: bytes, mime: str = "video/mp4") -> str:
 def seen_video(data: bytes, container: str = "mp4") -> str:
     """How the emulators describe a video that arrived intact."""
     return f"{container} video {len(data)} bytes sha256:{hashlib.sha256(data).hexdigest()[:12]}"
+
+
+def wav_bytes(seconds: float) -> bytes:
+    """A silent mono 8 kHz WAV file of `seconds`."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as sound:
+        sound.setnchannels(1)
+        sound.setsampwidth(2)
+        sound.setframerate(8000)
+        sound.writeframes(bytes(int(16000 * seconds)))
+    return buffer.getvalue()
