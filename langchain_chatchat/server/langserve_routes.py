@@ -75,6 +75,9 @@ class WithoutEventAggregator(Runnable):
     def __init__(self, runnable: Runnable) -> None:
         self.bound = runnable
         self.name = runnable.name
+        # LangServe asks for the input schema on every request; langchain-core builds a new
+        # pydantic model each time. Without configurable fields the config cannot change it.
+        self._input_schema = None if runnable.config_specs else runnable.get_input_schema()
 
     @property
     def InputType(self) -> Any:
@@ -85,6 +88,8 @@ class WithoutEventAggregator(Runnable):
         return self.bound.OutputType
 
     def get_input_schema(self, config: RunnableConfig | None = None) -> TypeBaseModel:
+        if self._input_schema is not None:
+            return self._input_schema
         return self.bound.get_input_schema(config)
 
     def get_output_schema(self, config: RunnableConfig | None = None) -> TypeBaseModel:
