@@ -1,6 +1,6 @@
 """Local generation speed: both ChatLocal engines against their raw libraries, in one run.
 
-    python benchmarks/local_generation.py [--tokens 64] [--repeats 3]
+    python benchmarks/local_generation.py [--tokens 64] [--repeats 3] [--batch-repeats 3]
 
 Same model for all four (the shipped SmolLM2-135M-Instruct Q4_1 GGUF), same prompt, greedy,
 `--tokens` new tokens, the process's CPU cores (2 on the CI machine):
@@ -10,10 +10,12 @@ Same model for all four (the shipped SmolLM2-135M-Instruct Q4_1 GGUF), same prom
 
 Every one gets the same prompt tokens: the model's chat template (its default system prompt
 included) rendered by the transformers tokenizer. Single stream: tokens/s and time to first token
-for one prompt asked `--repeats` times (median), where both llama.cpp runs reuse the prompt they
-already evaluated, and the time to first token of new prompts that share only the template's
-system prompt. Then 8 concurrent streams through ChatLocal (aggregate tokens/s) vs the same 8
-requests one after another.
+for one prompt asked `--repeats` times, each time after a new prompt (whose time to first token
+is reported too), so what a prompt cache can reuse is the template's system prompt (raw
+llama-cpp-python and both ChatLocal engines have one; raw `generate` has none). The four take
+turns, round after round, and each reports its medians. Then 8
+concurrent streams through ChatLocal (aggregate tokens/s) vs the same 8 requests one after
+another, alternately, `--batch-repeats` times (medians).
 Targets: llama.cpp engine >= 0.9x raw llama.cpp single-stream and 8 concurrent > 8 sequential;
 transformers engine >= 1.0x raw generate single-stream and >= 3x aggregate at 8 concurrent.
 A missed target is named in the last line and the exit status is 1.
@@ -66,19 +68,27 @@ Run = Callable[[str], tuple[int, float]]
 """One generation for a prompt: (tokens generated, seconds to the first token)."""
 
 
-def measure(run: Run, repeats: int) -> Single:
-    rates, firsts, new_firsts = [], [], []
+def measure(runs: dict[str, Run], repeats: int) -> dict[str, Single]:
+    """Every run once per round, rounds interleaved (so a slower minute of a shared machine
+    falls on all of them alike); the median of each."""
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    firsts: dict[str, list[float]] = {name: [] for name in runs}
+    new_firsts: dict[str, list[float]] = {name: [] for name in runs}
     for repeat in range(repeats):
-        start = time.perf_counter()
-        tokens, first = run(PROMPT)
-        rates.append(tokens / (time.perf_counter() - start))
-        firsts.append(first)
-        new_firsts.append(run(f"{PROMPTS[repeat % len(PROMPTS)]} ({repeat})")[1])
-    return Single(
-        statistics.median(rates),
-        statistics.median(firsts) * 1000,
-        statistics.median(new_firsts) * 1000,
-    )
+        for name, run in runs.items():
+            start = time.perf_counter()
+            tokens, first = run(PROMPT)
+            rates[name].append(tokens / (time.perf_counter() - start))
+            firsts[name].append(first)
+            new_firsts[name].append(run(f"{PROMPTS[repeat % len(PROMPTS)]} ({repeat})")[1])
+    return {
+        name: Single(
+            statistics.median(rates[name]),
+            statistics.median(firsts[name]) * 1000,
+            statistics.median(new_firsts[name]) * 1000,
+        )
+        for name in runs
+    }
 
 
 def chat_prompt(tokenizer: Any, prompt: str) -> str:
@@ -165,6 +175,9 @@ def main() -> int:
     )
     parser.add_argument("--tokens", type=int, default=64, help="max new tokens per request")
     parser.add_argument("--repeats", type=int, default=3, help="single-stream runs (median)")
+    parser.add_argument(
+        "--batch-repeats", type=int, default=3, help="8-request rounds per engine (median)"
+    )
     args = parser.parse_args()
     if not llama.available():
         print(f"llama-cpp-python is not installed; run `{llama.INSTALL}`")
@@ -189,7 +202,7 @@ def main() -> int:
     }
     for run in runs.values():
         run(PROMPT)  # warm-up: loads, first-call costs
-    single = {name: measure(run, args.repeats) for name, run in runs.items()}
+    single = measure(runs, args.repeats)
     print(f"\n{'single stream':28} {'tokens/s':>9} {'TTFT ms':>9} {'new prompt TTFT ms':>19}")
     for name, result in single.items():
         print(
@@ -200,7 +213,11 @@ def main() -> int:
     print(f"\n{'8 requests (ChatLocal)':28} {'sequential':>11} {'concurrent':>11} {'ratio':>7}")
     batched = {}
     for name, chat in engines.items():
-        one_by_one, together = aggregate(chat, False), aggregate(chat, True)
+        rounds = [
+            (aggregate(chat, False), aggregate(chat, True)) for _ in range(args.batch_repeats)
+        ]
+        one_by_one = statistics.median(sequential for sequential, _ in rounds)
+        together = statistics.median(concurrent for _, concurrent in rounds)
         batched[name] = together / one_by_one
         print(f"{name:28} {one_by_one:11.1f} {together:11.1f} {batched[name]:6.2f}x")
 
