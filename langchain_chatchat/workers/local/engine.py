@@ -145,6 +145,7 @@ class GenerationEngine(BatchScheduler):
             logits = self._resume(*idle, prompts[0])
             if logits is not None:
                 return logits
+        idle = None  # freed before the new rows' cache is allocated
         width = max(len(prompt) for prompt in prompts)
         input_ids = torch.zeros((len(prompts), width), dtype=torch.long)
         mask = torch.zeros((len(prompts), width), dtype=torch.long)
