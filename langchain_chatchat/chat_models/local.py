@@ -50,7 +50,8 @@ class ChatLocal(ChatchatChatModel):
     earlier turns) and evaluates only the rest: on llama.cpp any idle sequence's, as llama.cpp's
     server does; on transformers the last request's when it ran alone. The last bits of the
     logits depend on batch shapes, so a greedy reply can differ from a cold run's where two
-    tokens are nearly level; False evaluates every prompt whole."""
+    tokens are nearly level. The cache is shared by every caller, so a fast first token tells
+    one that a recent request began like its own. False evaluates every prompt whole."""
     max_queue: int = 64
     """Requests waiting for a batch slot; one more gets `QueueFullError`. Served from a config,
     a model entry's `max_queue` bounds the same wait in front of its replicas."""
