@@ -159,6 +159,31 @@ def test_conversation_reuses_cached_prefix_and_answers_as_if_cold() -> None:
     assert cold.worker.load().engine.reused_prompt_tokens == 0
 
 
+def test_concurrent_prompts_share_one_cached_system_prompt() -> None:
+    from langchain_core.messages import SystemMessage
+
+    system = SystemMessage(
+        "You are a geography tutor. Answer in one short sentence, name the city, and do not add "
+        "anything else. Be precise, be brief, and be polite to the student at all times."
+    )
+    questions = [f"Name the capital of {country}." for country in ("France", "Germany", "Italy")]
+    shared = ChatLocal(engine="llama_cpp", temperature=0, max_tokens=12, max_queue=5)
+    cold = ChatLocal(engine="llama_cpp", temperature=0, max_tokens=12, prompt_cache=False)
+    engine = shared.worker.load().engine
+    first = shared.invoke([system, HumanMessage("Hello.")])
+    system_tokens = first.usage_metadata["input_tokens"] - 8  # the turn is a few tokens
+    before = engine.reused_prompt_tokens
+    with ThreadPoolExecutor(len(questions)) as pool:
+        replies = list(pool.map(lambda q: shared.invoke([system, HumanMessage(q)]), questions))
+    # every one of them took the system prompt from cells evaluated once, not only the one
+    # that got the idle sequence holding it
+    assert engine.reused_prompt_tokens - before >= len(questions) * system_tokens
+    expected = [cold.invoke([system, HumanMessage(q)]).content for q in questions]
+    assert [reply.content for reply in replies] == expected
+    cities = ("Paris", "Berlin", "Rome")
+    assert all(city in reply.content for city, reply in zip(cities, replies, strict=True))
+
+
 def test_idle_cache_gives_way_to_new_prompts(chat: ChatLocal) -> None:
     """A context just big enough for one request: the idle cache of the previous, different
     prompt is given back instead of failing the next request for room."""

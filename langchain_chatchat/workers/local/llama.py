@@ -7,8 +7,9 @@ the shared `TokenSampler` (see sampling.py), so both engines behave the same.
 
 A finished sequence keeps its KV cells until they are needed: a new prompt takes the idle
 sequence sharing its longest prefix (the chat template's system prompt, or a conversation's
-earlier turns) and evaluates only the rest, as llama.cpp's own server does. Idle cells are
-given back, oldest first, whenever running requests need the room.
+earlier turns) and evaluates only the rest, as llama.cpp's own server does; a prefix that
+another sequence holds (a running request's, say) is shared with it cell for cell. Idle cells are
+given back whenever running requests need the room.
 """
 
 from __future__ import annotations
@@ -175,6 +176,8 @@ class LlamaCppEngine(BatchScheduler):
 
     def _prefill(self, prompts: list[list[int]]) -> torch.Tensor:
         starts = [self._claim(prompt) for prompt in prompts]
+        if self.prompt_cache:
+            starts = self._share_longer_prefixes(starts, prompts)
         try:
             logits = self._run_prompts(starts, prompts)
         except BaseException:
@@ -200,6 +203,41 @@ class LlamaCppEngine(BatchScheduler):
         self._api.llama_memory_seq_rm(self._memory, best, best_shared, -1)
         del self._held[best][best_shared:]
         return best, best_shared
+
+    def _share_longer_prefixes(
+        self, starts: list[tuple[int, int]], prompts: list[list[int]]
+    ) -> list[tuple[int, int]]:
+        """Let a new prompt whose longest cached prefix is held by another sequence (a running
+        row, an idle sequence, or another newcomer's claim) use those cells:
+        `llama_memory_seq_cp` adds its sequence id to them, so nothing is copied or evaluated
+        again. Concurrent requests with one system prompt evaluate it once.
+
+        The sources are sequences that do not change here (no newcomer takes cells from one
+        that is itself given others), so every copy reads cells that stay as they were."""
+        claimed = {seq_id: start for seq_id, start in starts}
+        others = [seq_id for seq_id in self._held if seq_id not in claimed]
+
+        def longest(prompt: list[int], candidates: list[int]) -> tuple[int, int]:
+            found = [(shared_prefix(self._held[c], prompt), c) for c in candidates]
+            return max(found, default=(0, -1))
+
+        takers = {
+            seq_id
+            for (seq_id, start), prompt in zip(starts, prompts, strict=True)
+            if longest(prompt, others + [c for c in claimed if c != seq_id])[0] > start
+        }
+        sources = others + [c for c in claimed if c not in takers]
+        shared_starts = []
+        for (seq_id, start), prompt in zip(starts, prompts, strict=True):
+            if seq_id in takers:
+                length, source = longest(prompt, [c for c in sources if c != seq_id])
+                if length > start:
+                    self._api.llama_memory_seq_rm(self._memory, seq_id, -1, -1)
+                    self._api.llama_memory_seq_cp(self._memory, source, seq_id, 0, length)
+                    self._held[seq_id] = self._held[source][:length]
+                    start = length
+            shared_starts.append((seq_id, start))
+        return shared_starts
 
     def _forget(self, seq_id: int) -> None:
         self._api.llama_memory_seq_rm(self._memory, seq_id, -1, -1)
