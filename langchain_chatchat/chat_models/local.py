@@ -48,7 +48,8 @@ class ChatLocal(ChatchatChatModel):
     prompt_cache: bool = True
     """A new prompt continues the cache of an earlier one sharing its prefix (system prompt,
     earlier turns) and evaluates only the rest: on llama.cpp any idle sequence's, as llama.cpp's
-    server does; on transformers the last request's when it ran alone. The last bits of the
+    server does, and concurrent requests share one system prompt's cells; on transformers the
+    last request's when it ran alone. The last bits of the
     logits depend on batch shapes, so a greedy reply can differ from a cold run's where two
     tokens are nearly level. The cache is shared by every caller, so a fast first token tells
     one that a recent request began like its own. False evaluates every prompt whole."""
