@@ -214,23 +214,26 @@ class LlamaCppEngine(BatchScheduler):
 
         The sources are sequences that do not change here (no newcomer takes cells from one
         that is itself given others), so every copy reads cells that stay as they were."""
-        claimed = {seq_id: start for seq_id, start in starts}
-        others = [seq_id for seq_id in self._held if seq_id not in claimed]
-
-        def longest(prompt: list[int], candidates: list[int]) -> tuple[int, int]:
-            found = [(shared_prefix(self._held[c], prompt), c) for c in candidates]
-            return max(found, default=(0, -1))
-
+        # what every other sequence's cells could give each newcomer, measured once
+        offers = [
+            {
+                other: shared_prefix(held, prompt)
+                for other, held in self._held.items()
+                if other != seq_id
+            }
+            for (seq_id, _), prompt in zip(starts, prompts, strict=True)
+        ]
         takers = {
             seq_id
-            for (seq_id, start), prompt in zip(starts, prompts, strict=True)
-            if longest(prompt, others + [c for c in claimed if c != seq_id])[0] > start
+            for (seq_id, start), offered in zip(starts, offers, strict=True)
+            if max(offered.values(), default=0) > start
         }
-        sources = others + [c for c in claimed if c not in takers]
         shared_starts = []
-        for (seq_id, start), prompt in zip(starts, prompts, strict=True):
+        for (seq_id, start), offered in zip(starts, offers, strict=True):
             if seq_id in takers:
-                length, source = longest(prompt, [c for c in sources if c != seq_id])
+                length, source = max(
+                    ((n, c) for c, n in offered.items() if c not in takers), default=(0, -1)
+                )
                 if length > start:
                     self._api.llama_memory_seq_rm(self._memory, seq_id, -1, -1)
                     self._api.llama_memory_seq_cp(self._memory, source, seq_id, 0, length)
