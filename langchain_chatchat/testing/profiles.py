@@ -307,19 +307,24 @@ def _deepseek_thinking(body: Mapping[str, Any]) -> bool:
 
 def _deepseek_check(call: Call) -> None:
     """Thinking mode: tool-call turns must bring their reasoning_content back (DeepSeek docs)."""
-    if not _deepseek_thinking(call.body):
-        return
-    for message in call.body.get("messages") or []:
+    if _deepseek_thinking(call.body) and _tool_turn_without_reasoning(call.body) is not None:
+        raise ApiError(
+            400,
+            "invalid_request_error",
+            "The `reasoning_content` in the thinking mode must be passed back to the API.",
+        )
+
+
+def _tool_turn_without_reasoning(body: Mapping[str, Any]) -> int | None:
+    """The index of the first assistant tool-call message that lacks its reasoning_content."""
+    for index, message in enumerate(body.get("messages") or []):
         if (
             message.get("role") == "assistant"
             and message.get("tool_calls")
             and not message.get("reasoning_content")
         ):
-            raise ApiError(
-                400,
-                "invalid_request_error",
-                "The `reasoning_content` in the thinking mode must be passed back to the API.",
-            )
+            return index
+    return None
 
 
 def _out_of_range(
@@ -379,18 +384,14 @@ def _moonshot_check(call: Call) -> None:
     is quoted from the live API in the provider-conformance issue)."""
     if not _moonshot_thinking(call.body):
         return
-    for index, message in enumerate(call.body.get("messages") or []):
-        if (
-            message.get("role") == "assistant"
-            and message.get("tool_calls")
-            and not message.get("reasoning_content")
-        ):
-            raise ApiError(
-                400,
-                "invalid_request_error",
-                "thinking is enabled but reasoning_content is missing in assistant tool call "
-                f"message at index {index}",
-            )
+    index = _tool_turn_without_reasoning(call.body)
+    if index is not None:
+        raise ApiError(
+            400,
+            "invalid_request_error",
+            "thinking is enabled but reasoning_content is missing in assistant tool call "
+            f"message at index {index}",
+        )
 
 
 def _zhipu_web_search(body: Mapping[str, Any]) -> dict[str, Any]:
